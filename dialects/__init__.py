@@ -1,0 +1,1 @@
+"""Op specs of stepwell's dialects: ``nn`` (model level) and ``prim`` (tensor primitives)."""

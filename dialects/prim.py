@@ -1,0 +1,1 @@
+"""The ``prim`` dialect: tensor primitives that ``nn`` decomposes into."""

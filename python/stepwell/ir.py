@@ -1,0 +1,41 @@
+"""The one module that imports the MLIR bindings (from ``iree.compiler``).
+
+Everything else in stepwell imports ``ir``, ``passmanager``, ``rewrite`` and the
+upstream dialect builders from here, so a change of binding package touches one file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+
+from iree.compiler import ir, passmanager, rewrite  # noqa: F401  (re-exported)
+from iree.compiler.dialects import arith, func, linalg, math, tensor  # noqa: F401
+
+__all__ = ["ir", "passmanager", "rewrite", "arith", "func", "linalg", "math", "tensor",
+           "context", "Location"]
+
+Location = ir.Location
+_CONTEXT: ir.Context | None = None
+
+
+def context() -> ir.Context:
+    """The process-wide MLIR context: unregistered (``nn``/``prim``) ops allowed,
+    the upstream and IREE dialects loaded."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        ctx = ir.Context()
+        ctx.allow_unregistered_dialects = True
+        ctx.load_all_available_dialects()
+        _CONTEXT = ctx
+    return _CONTEXT
+
+
+@atexit.register
+def _release() -> None:
+    # nanobind reports every MLIR object still alive at interpreter exit as a
+    # "leak"; dropping our context and collecting cycles before that silences it
+    # at the source instead of filtering stderr.
+    global _CONTEXT
+    _CONTEXT = None
+    gc.collect()

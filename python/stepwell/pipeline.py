@@ -1,0 +1,239 @@
+"""Textual pass pipelines and the runner shared by the Python API and the CLI.
+
+Syntax, as in ``mlir-opt``: ``a,b{opt=1},c``, optionally anchored:
+``builtin.module(func.func(canonicalize,cse),nn-canonicalize)``. Each element is a
+stepwell pass, a named pipeline from ``stepwell.pipelines`` (expanded in place) or an
+upstream MLIR/IREE pass, which runs through the bindings' ``PassManager``. The module
+is verified after every pass; a pass that crashes leaves a reproducer behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from stepwell import verifier
+from stepwell.diagnostics import Diagnostic, StepwellError, from_mlir_error, renamed
+from stepwell.ir import context, ir, passmanager
+from stepwell.passes_base import suggest
+
+
+class PipelineSyntaxError(StepwellError):
+    pass
+
+
+@dataclass
+class Element:
+    name: str
+    options: str | None = None
+    children: list["Element"] | None = None
+
+
+def parse_elements(text: str) -> list[Element]:
+    """Parse pipeline text into a tree of elements."""
+    pos = 0
+
+    def error(msg):
+        return PipelineSyntaxError(f"invalid pass pipeline '{text}': {msg} at character {pos}")
+
+    def parse_list(closing):
+        nonlocal pos
+        items = []
+        while True:
+            while pos < len(text) and text[pos] in " \t\n":
+                pos += 1
+            if pos < len(text) and text[pos] == closing and not items and closing == ")":
+                return items
+            start = pos
+            while pos < len(text) and (text[pos].isalnum() or text[pos] in "-_."):
+                pos += 1
+            if start == pos:
+                raise error("expected a pass name")
+            elem = Element(text[start:pos])
+            if pos < len(text) and text[pos] == "{":
+                depth, ostart = 0, pos + 1
+                while pos < len(text):
+                    depth += {"{": 1, "}": -1}.get(text[pos], 0)
+                    pos += 1
+                    if depth == 0:
+                        break
+                if depth:
+                    raise error("unbalanced '{'")
+                elem.options = text[ostart:pos - 1].strip()
+            if pos < len(text) and text[pos] == "(":
+                pos += 1
+                elem.children = parse_list(")")
+                if pos >= len(text) or text[pos] != ")":
+                    raise error("expected ')'")
+                pos += 1
+            items.append(elem)
+            while pos < len(text) and text[pos] in " \t\n":
+                pos += 1
+            if pos < len(text) and text[pos] == ",":
+                pos += 1
+                continue
+            return items
+
+    items = parse_list(None)
+    if pos != len(text):
+        raise error(f"unexpected '{text[pos]}'")
+    return items
+
+
+def parse_options(text: str | None) -> dict[str, str]:
+    """``"a=1 b=x,y"`` -> ``{"a": "1", "b": "x,y"}``."""
+    out = {}
+    for item in (text or "").split():
+        key, sep, value = item.partition("=")
+        out[key] = value if sep else "true"
+    return out
+
+
+@dataclass
+class Step:
+    """One pass of a flattened pipeline: ours (Python) or upstream (PassManager text)."""
+    name: str
+    text: str
+    pass_: object = None  # a stepwell Pass instance, or None for upstream
+
+    def run(self, module) -> None:
+        if self.pass_ is not None:
+            self.pass_.run(module)
+            return
+        pm = passmanager.PassManager.parse(f"builtin.module({self.text})", context())
+        pm.run(module.operation)
+
+
+def _upstream_step(name: str, text: str) -> Step:
+    try:
+        passmanager.PassManager.parse(f"builtin.module({text})", context())
+    except (ValueError, ir.MLIRError):
+        from stepwell import passes, pipelines
+        known = list(passes.names()) + list(pipelines.names())
+        raise PipelineSyntaxError(f"unknown pass or pipeline '{name}'{suggest(name, known)}") from None
+    return Step(name, text)
+
+
+def flatten(elements: list[Element], anchors: tuple = ()) -> list[Step]:
+    from stepwell import passes, pipelines
+    steps = []
+    for e in elements:
+        if e.children is not None:
+            inner = anchors if e.name == "builtin.module" else anchors + (e.name,)
+            steps.extend(flatten(e.children, inner))
+            continue
+        cls = passes.get(e.name)
+        if cls is not None:
+            try:
+                instance = cls.from_options(parse_options(e.options))
+            except ValueError as err:
+                raise PipelineSyntaxError(str(err)) from None
+            steps.append(Step(e.name, str(instance), instance))
+        elif pipelines.get(e.name) is not None:
+            if e.options:
+                raise PipelineSyntaxError(f"named pipeline '{e.name}' takes no options")
+            steps.extend(flatten(parse_elements(",".join(pipelines.get(e.name))), anchors))
+        else:
+            text = e.name + ("{" + e.options + "}" if e.options is not None else "")
+            for anchor in reversed(anchors):
+                text = f"{anchor}({text})"
+            steps.append(_upstream_step(e.name, text))
+    return steps
+
+
+@dataclass
+class Instrumentation:
+    """Hooks around each pass; the CLI's ``--print-ir-*`` flags are built on these."""
+    print_before: set = field(default_factory=set)
+    print_after_all: bool = False
+    print_after_change: bool = False
+    print_generic: bool = False
+    stream: object = None
+
+    def wants_before_text(self) -> bool:
+        return self.print_after_change
+
+    def before(self, step: Step, module) -> None:
+        if step.name in self.print_before:
+            self._dump(f"IR Dump Before {step.name}", module)
+
+    def after(self, step: Step, module, before_text: str | None) -> None:
+        if self.print_after_all:
+            self._dump(f"IR Dump After {step.name}", module)
+        elif self.print_after_change and before_text != module.print():
+            self._dump(f"IR Dump After {step.name}", module)
+
+    def _dump(self, title: str, module) -> None:
+        import sys
+        out = self.stream or sys.stderr
+        out.write(f"// -----// {title} //----- //\n{module.print(generic=self.print_generic)}\n")
+
+
+class Pipeline:
+    """A parsed pass pipeline: ``sw.Pipeline("nn-to-prim,prim-to-linalg").run(m)``."""
+
+    def __init__(self, text: str, *, verify_each: bool = True, snapshots: bool = False,
+                 instrumentation: Instrumentation | None = None, reproducer_dir: str | None = None):
+        self.text = text.strip()
+        self.steps = flatten(parse_elements(self.text)) if self.text else []
+        self.verify_each = verify_each
+        self.keep_snapshots = snapshots
+        self.instrumentation = instrumentation
+        self.reproducer_dir = reproducer_dir
+        self.snapshots: list[tuple[str, str]] = []  # (pass name, IR after it)
+        self.timings: list[tuple[str, float]] = []  # (pass name, seconds)
+
+    def __str__(self) -> str:
+        return "builtin.module(" + ",".join(s.text for s in self.steps) + ")"
+
+    def run(self, module):
+        """Run every pass on ``module`` in place (verifying after each); returns it."""
+        self.snapshots, self.timings = [], []
+        if self.keep_snapshots:
+            self.snapshots.append(("input", module.print()))
+        for i, step in enumerate(self.steps):
+            inst = self.instrumentation
+            if inst:
+                inst.before(step, module)
+            before = module.print(debuginfo=True)
+            start = time.perf_counter()
+            try:
+                step.run(module)
+            except StepwellError as e:
+                raise type(e)(renamed(e.diagnostics, module.name)) from None
+            except ir.MLIRError as e:
+                diags = renamed(from_mlir_error(e, module.name), module.name)
+                raise StepwellError(diags + [Diagnostic(f"pass '{step.name}' failed", "note")]) from None
+            except Exception as e:  # an internal error: leave a reproducer
+                path = self._write_reproducer(module, i, before)
+                err = StepwellError([Diagnostic(
+                    f"internal error in pass '{step.name}': {type(e).__name__}: {e}", "error", module.name),
+                    Diagnostic(f"reproducer written to {path}", "note")])
+                err.internal_traceback = traceback.format_exc()
+                raise err from e
+            self.timings.append((step.name, time.perf_counter() - start))
+            if self.verify_each:
+                diags = verifier.diagnose(module.operation, module.name)
+                if diags:
+                    raise StepwellError(renamed(diags, module.name) + [
+                        Diagnostic(f"the IR is invalid after pass '{step.name}'", "note")])
+            if inst:
+                inst.after(step, module, before if inst.wants_before_text() else None)
+            if self.keep_snapshots:
+                self.snapshots.append((step.name, module.print()))
+        return module
+
+    def _write_reproducer(self, module, index: int, before: str) -> str:
+        directory = self.reproducer_dir or os.environ.get("STEPWELL_REPRO_DIR") or tempfile.gettempdir()
+        stem = os.path.splitext(os.path.basename(module.name))[0] if module.name not in ("-", "<stdin>") else "stdin"
+        path = os.path.join(directory, f"{stem}.repro.mlir")
+        pipeline = "builtin.module(" + ",".join(s.text for s in self.steps[index:]) + ")"
+        with open(path, "w") as f:
+            f.write(f"// Reproducer: the IR before pass '{self.steps[index].name}' failed.\n")
+            f.write(f"// Run: stepwell-opt {os.path.basename(path)} --pass-pipeline='{pipeline}'\n")
+            f.write(f"// configuration: --pass-pipeline='{pipeline}'\n")
+            f.write(before + "\n")
+        return path

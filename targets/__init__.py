@@ -1,0 +1,1 @@
+"""Target tables (one per target)."""

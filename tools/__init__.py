@@ -1,0 +1,1 @@
+"""Command-line entry points: stepwell-opt and stepwell."""
