@@ -126,7 +126,7 @@ class Sig:
     """What spec functions see: operand types, attribute values, result types."""
 
     def __init__(self, spec: "OpSpec", operands: list, attrs: dict, results: list):
-        self.spec = spec
+        self.op_spec = spec
         self.operands = operands
         self.attrs = attrs
         self.results = results
