@@ -29,11 +29,22 @@ class Diagnostic:
         return f"{where}{self.severity}: {self.message}"
 
 
+def _downcast(loc):
+    """Diagnostics hand out plain ``ir.Location``s: cast to the concrete kind."""
+    if type(loc) is not ir.Location:
+        return loc
+    for kind in (ir.FileLineColLoc, ir.NameLoc, ir.CallSiteLoc, ir.FusedLoc):
+        if loc.typeid == kind.static_typeid:
+            return kind(loc)
+    return loc
+
+
 def location_parts(loc, display_name: str | None = None):
     """(file, line, col) of an MLIR location; ``"-"`` is shown as ``display_name``."""
     if loc is None:
         return None, None, None
     try:
+        loc = _downcast(loc)
         if isinstance(loc, ir.FileLineColLoc):
             flc = loc
             name = flc.filename
