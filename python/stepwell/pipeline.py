@@ -107,14 +107,54 @@ class Step:
         pm.run(module.operation)
 
 
+# Upstream passes people reach for, offered as suggestions for a misspelt name.
+_COMMON_UPSTREAM = ("canonicalize", "cse", "symbol-dce", "inline", "sccp", "loop-invariant-code-motion",
+                    "linalg-fuse-elementwise-ops", "linalg-generalize-named-ops", "one-shot-bufferize",
+                    "transform-interpreter", "convert-elementwise-to-linalg", "remove-dead-values")
+
+
 def _upstream_step(name: str, text: str) -> Step:
     try:
-        passmanager.PassManager.parse(f"builtin.module({text})", context())
-    except (ValueError, ir.MLIRError):
-        from stepwell import passes, pipelines
-        known = list(passes.names()) + list(pipelines.names())
-        raise PipelineSyntaxError(f"unknown pass or pipeline '{name}'{suggest(name, known)}") from None
+        with _captured_stderr() as captured:
+            passmanager.PassManager.parse(f"builtin.module({text})", context())
+    except (ValueError, ir.MLIRError) as e:
+        message = str(e)
+        if "does not refer to a registered pass" in message or "failed to add" not in message:
+            from stepwell import passes, pipelines
+            known = list(passes.names()) + list(pipelines.names()) + list(_COMMON_UPSTREAM)
+            raise PipelineSyntaxError(f"unknown pass or pipeline '{name}'{suggest(name, known)}") from None
+        # A known upstream pass with bad options: say which option and why.
+        detail = [ln.strip(" :") for ln in (message + "\n" + captured.text).splitlines()
+                  if ln.strip() and "failed to add" not in ln]
+        detail = [d.replace("<Pass-Options-Parser>", "").strip(" :") for d in detail]
+        raise PipelineSyntaxError(f"invalid options for pass '{name}': "
+                                  + ("; ".join(d for d in detail if d) or text)) from None
     return Step(name, text)
+
+
+class _captured_stderr:
+    """Capture what C++ writes to file descriptor 2 (LLVM option errors) meanwhile."""
+
+    def __enter__(self):
+        import sys
+        self.text = ""
+        try:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            self._tmp = tempfile.TemporaryFile(mode="w+b")
+            os.dup2(self._tmp.fileno(), 2)
+        except (OSError, ValueError):
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._tmp.seek(0)
+            self.text = self._tmp.read().decode("utf-8", "replace")
+            self._tmp.close()
+        return False
 
 
 def flatten(elements: list[Element], anchors: tuple = ()) -> list[Step]:
