@@ -1,0 +1,2 @@
+"""nn -> prim: canonicalize, decompose, simplify."""
+PASSES = ["nn-canonicalize", "nn-to-prim", "prim-simplify", "canonicalize", "cse"]
