@@ -11,9 +11,10 @@ import gc
 
 from iree.compiler import ir, passmanager, rewrite  # noqa: F401  (re-exported)
 from iree.compiler.dialects import arith, func, linalg, math, tensor  # noqa: F401
+from iree.compiler import tools as iree_tools  # noqa: F401  (iree-compile driver: compile_str)
 
 __all__ = ["ir", "passmanager", "rewrite", "arith", "func", "linalg", "math", "tensor",
-           "context", "Location"]
+           "iree_tools", "context", "Location"]
 
 Location = ir.Location
 _CONTEXT: ir.Context | None = None

@@ -1,0 +1,39 @@
+"""Vulkan (SPIR-V) targets; the option is IREE's ``--iree-vulkan-target`` profile.
+
+``llvmpipe`` (the default) is IREE's profile for Mesa's software driver lavapipe,
+which CI runs on: the generic Vulkan profile cannot compile f16 and gives wrong i8
+matmul results there, and ``rdna3``/``ampere`` modules fail to load on it (subgroup
+size 32 against 8). Every name below was compiled with IREE 3.13; an unknown name
+crashes ``iree-compile``, so only these are accepted.
+"""
+
+from __future__ import annotations
+
+from stepwell.targets._base import Capabilities, Option, Target
+
+_SOFT = Capabilities(f16=True, bf16=False, i8_dot=False, subgroup_size=8)
+_RDNA = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=32)
+_CDNA = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=64)
+_NVIDIA = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=32)
+_MALI = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=16)
+_ADRENO = Capabilities(f16=True, bf16=False, i8_dot=False, subgroup_size=64)
+_BASELINE = Capabilities(f16=False, bf16=False, i8_dot=False, subgroup_size=None)
+
+TARGETS = [
+    Target("vulkan", "vulkan-spirv", "vulkan", (), _SOFT,
+           "Vulkan GPUs through SPIR-V (default profile: Mesa lavapipe, software)",
+           option_flag="--iree-vulkan-target={}", default_option="llvmpipe",
+           options=(
+               Option("llvmpipe", _SOFT),
+               Option("rdna2", _RDNA), Option("rdna3", _RDNA), Option("rdna4", _RDNA),
+               Option("rx7900xtx", _RDNA),
+               Option("cdna2", _CDNA), Option("cdna3", _CDNA), Option("mi300x", _CDNA),
+               Option("pascal", _NVIDIA), Option("volta", _NVIDIA), Option("turing", _NVIDIA),
+               Option("ampere", _NVIDIA), Option("ada", _NVIDIA),
+               Option("a100", _NVIDIA), Option("rtx3090", _NVIDIA), Option("rtx4090", _NVIDIA),
+               Option("valhall", _MALI), Option("valhall4", _MALI),
+               Option("adreno", _ADRENO),
+               Option("vp_android_baseline_2022", _BASELINE),
+           ),
+           rejected=(("apple", "iree-compile 3.13 crashes (signal 11) on this profile"),)),
+]
