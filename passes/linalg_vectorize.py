@@ -1,0 +1,256 @@
+"""Tile linalg ops into ``scf.for`` loops and vectorize each tile (transform dialect).
+
+For each linalg structured op, ``stepwell.tiling`` picks tile sizes for the target
+(``target=cpu``: this machine's SIMD width), or ``tile-sizes=8,32,16`` sets them
+(entry ``i`` tiles loop ``i``, ``0`` or a missing entry leaves it whole); ``ops=``
+limits the pass to some op names. A transform script built here runs
+``transform.structured.tile_using_for`` and ``transform.structured.vectorize`` on
+each op through ``transform-interpreter``, then folds multiply-reduce into
+``vector.contract``. Ops the vectorizer cannot handle (``linalg.softmax``, 2-D
+convolutions, dynamic untiled loops) stay as they are. Before::
+
+    %0 = linalg.matmul ins(%a, %b : tensor<64x128xf32>, tensor<128x256xf32>)
+                       outs(%c : tensor<64x256xf32>) -> tensor<64x256xf32>
+
+after ``linalg-vectorize{tile-sizes=8,32,16}``::
+
+    %0 = scf.for %i = %c0 to %c64 step %c8 iter_args(%acc0 = %c) -> (tensor<64x256xf32>) {
+      %1 = scf.for %j = %c0 to %c256 step %c32 ... {
+        %2 = scf.for %k = %c0 to %c128 step %c16 ... {
+          %va = vector.transfer_read %a_tile[%c0, %c0], %pad ... : tensor<8x16xf32>, vector<8x32x16xf32>
+          %vb = vector.transfer_read %b_tile[%c0, %c0], %pad ... : tensor<16x32xf32>, vector<8x32x16xf32>
+          %vc = vector.transfer_read %c_tile[%c0, %c0], %pad : tensor<8x32xf32>, vector<8x32xf32>
+          %r = vector.contract {...} %va, %vb, %vc : vector<8x32x16xf32>, vector<8x32x16xf32> into vector<8x32xf32>
+          %w = vector.transfer_write %r, %c_tile[%c0, %c0] : vector<8x32xf32>, tensor<8x32xf32>
+          ...
+"""
+
+from __future__ import annotations
+
+import logging
+
+from stepwell import tiling
+from stepwell.ir import context, ir, linalg, passmanager
+from stepwell.passes_base import Pass, register
+from stepwell.verifier import walk
+
+log = logging.getLogger(__name__)
+
+TAG = "stepwell.vectorize_id"
+# linalg ops that are not tiled-and-vectorized structured ops themselves
+_NOT_STRUCTURED = {"linalg.yield", "linalg.index"}
+
+
+def _int(value) -> int:
+    return ir.IntegerAttr(value).value
+
+
+def _element_bits(value) -> int:
+    t = value.type
+    elem = ir.ShapedType(t).element_type if isinstance(t, ir.ShapedType) else t
+    return getattr(elem, "width", 32) or 32
+
+
+class _Plan:
+    """One op to tile and vectorize: its tag, tile sizes and (masked) vector sizes."""
+
+    def __init__(self, tag: int, name: str, tiles: list[int], vsizes: list[int] | None,
+                 decompose: bool = False):
+        self.tag, self.name, self.tiles, self.vsizes = tag, name, tiles, vsizes
+        self.decompose = decompose  # 2-D convolution tiles become 1-D ones first
+
+    def script(self) -> str:
+        """The transform IR that tiles and vectorizes this op."""
+        h = f"%op{self.tag}"
+        lines = [f"{h} = transform.structured.match attributes {{{TAG} = {self.tag} : i64}} in %root"
+                 " : (!transform.any_op) -> !transform.any_op"]
+        loops = sum(1 for t in self.tiles if t)
+        if loops:
+            results = ", ".join(["!transform.any_op"] * (loops + 1))
+            lines.append(f"%tiled{self.tag}, %loops{self.tag}:{loops} = transform.structured.tile_using_for "
+                         f"{h} tile_sizes [{', '.join(map(str, self.tiles))}]"
+                         f" : (!transform.any_op) -> ({results})")
+            h = f"%tiled{self.tag}"
+        if self.decompose:
+            lines.append(f"%dec{self.tag} = transform.structured.decompose {h}"
+                         " : (!transform.any_op) -> !transform.any_op")
+            h = f"%dec{self.tag}"
+        sizes = f" vector_sizes [{', '.join(map(str, self.vsizes))}]" if self.vsizes else ""
+        lines.append(f"transform.structured.vectorize {h}{sizes} : !transform.any_op")
+        return "\n    ".join(lines)
+
+
+def _script(plans: list[_Plan]) -> str:
+    body = "\n    ".join(p.script() for p in plans)
+    return f"""module attributes {{transform.with_named_sequence}} {{
+  transform.named_sequence @__transform_main(%root: !transform.any_op {{transform.readonly}}) {{
+    {body}
+    %funcs = transform.structured.match ops{{["func.func", "util.func"]}} in %root
+      : (!transform.any_op) -> !transform.any_op
+    transform.apply_patterns to %funcs {{
+      transform.apply_patterns.vector.reduction_to_contract
+      transform.apply_patterns.vector.transfer_permutation_patterns
+      transform.apply_patterns.canonicalization
+    }} : !transform.any_op
+    transform.apply_cse to %funcs : !transform.any_op
+    transform.yield
+  }}
+}}"""
+
+
+def _loop_info(op):
+    """(loop ranges, convolution roles or None, contraction dims or None) of a
+    ``linalg.generic``."""
+    maps = [ir.AffineMapAttr(a).value for a in op.attributes["indexing_maps"]]
+    n = maps[0].n_dims
+    ranges: list[int | None] = [None] * n
+    for amap, operand in zip(maps, op.operands):
+        t = operand.type
+        if not isinstance(t, ir.ShapedType):
+            continue
+        shaped = ir.ShapedType(t)
+        for pos, expr in enumerate(amap.results):
+            if isinstance(expr, ir.AffineDimExpr) and ranges[expr.position] is None \
+                    and not shaped.is_dynamic_dim(pos):
+                ranges[expr.position] = shaped.shape[pos]
+    return ranges, _convolution(op), _contraction(op)
+
+
+def _convolution(op) -> dict | None:
+    """Loop roles of a convolution or pooling ``linalg.generic``, else None."""
+    try:
+        dims = linalg.infer_convolution_dimensions(op)
+    except Exception:  # noqa: BLE001 - the bindings raise when it is not one
+        return None
+    if dims is None or not len(dims.filter_loop) or not len(dims.output_image):
+        return None
+    roles = ("batch", "output_image", "output_channel", "filter_loop", "input_channel", "depth")
+    return {r: tuple(int(d) for d in getattr(dims, r)) for r in roles}
+
+
+def _contraction(op) -> tuple | None:
+    """(batch, m, n, k) loops of a contraction ``linalg.generic`` (one with a k loop)."""
+    try:
+        dims = linalg.infer_contraction_dimensions(op)
+    except Exception:  # noqa: BLE001
+        return None
+    if dims is None or not len(dims.k):
+        return None
+    return tuple(tuple(int(d) for d in part) for part in (dims.batch, dims.m, dims.n, dims.k))
+
+
+@register
+class LinalgVectorize(Pass):
+    """Tile linalg ops and vectorize the tiles (vector.contract, transfer_read/write)."""
+
+    name = "linalg-vectorize"
+    target: str = "cpu"
+    tile_sizes: tuple = ()
+    ops: tuple = ()
+
+    def run(self, module) -> None:
+        try:
+            tiling.vector_target(self.target)
+        except ValueError as e:
+            from stepwell.diagnostics import PassError
+            raise PassError(str(e)) from None
+        tagged = self._tag(module)
+        if not tagged:
+            return
+        plans = self._plans(module, tagged)
+        try:
+            if plans:
+                self._apply(module, plans)
+        finally:
+            self._untag(module)
+
+    # -- which ops, which sizes ------------------------------------------------
+
+    def _tag(self, module) -> dict[int, str]:
+        """Tag every candidate linalg op with a unique id; returns id -> op name."""
+        tagged = {}
+        i64 = ir.IntegerType.get_signless(64, context())
+        for op in walk(module.operation):
+            name = op.name
+            if not name.startswith("linalg.") or name in _NOT_STRUCTURED:
+                continue
+            if self.ops and name not in self.ops and name.removeprefix("linalg.") not in self.ops:
+                continue
+            op.attributes[TAG] = ir.IntegerAttr.get(i64, len(tagged))
+            tagged[len(tagged)] = name
+        return tagged
+
+    def _untag(self, module) -> None:
+        for op in walk(module.operation):
+            if TAG in op.attributes:
+                del op.attributes[TAG]
+
+    def _plans(self, module, tagged: dict[int, str]) -> list[_Plan]:
+        """Loop ranges come from a generalized copy: every structured op becomes a
+        ``linalg.generic`` there, keeping its tag; other ops (softmax, pack) do not."""
+        copy = ir.Module.parse(module.print(), context())
+        passmanager.PassManager.parse("builtin.module(linalg-generalize-named-ops)",
+                                      context()).run(copy.operation)
+        plans = []
+        for op in walk(copy.operation):
+            if op.name != "linalg.generic" or TAG not in op.attributes:
+                continue
+            tag = _int(op.attributes[TAG])
+            name = tagged[tag]
+            ranges, convolution, contraction = _loop_info(op)
+            if self.tile_sizes:
+                tiles = [int(t) for t in self.tile_sizes][:len(ranges)]
+                tiles += [0] * (len(ranges) - len(tiles))
+            else:
+                bits = _element_bits(op.operands[-1]) if len(op.operands) else 32
+                tiles = tiling.choose_tile_sizes(name, ranges, self.target, contraction=contraction,
+                                                 convolution=convolution, element_bits=bits)
+            try:
+                vsizes = tiling.vector_sizes(tiles, ranges)
+            except ValueError:
+                log.info("linalg-vectorize: skipping %s (a dynamic loop is not tiled)", name)
+                continue
+            plans.append(_Plan(tag, name, tiles, vsizes, decompose=convolution is not None))
+        return plans
+
+    # -- running the transform script ------------------------------------------
+
+    def _apply(self, module, plans: list[_Plan]) -> None:
+        """Run all plans; if the script fails, keep only the ops that work alone."""
+        before = module.print(debuginfo=True)
+        try:
+            _interpret(module.mlir, plans)
+            return
+        except ir.MLIRError:
+            pass
+        good = []
+        for plan in plans:
+            trial = ir.Module.parse(before, context())
+            try:
+                _interpret(trial, [plan])
+                good.append(plan)
+            except ir.MLIRError:
+                log.info("linalg-vectorize: %s (tiles %s) left as is: the transform failed",
+                         plan.name, plan.tiles)
+        fresh = ir.Module.parse(before, context())
+        if good:
+            _interpret(fresh, good)
+        module.mlir = fresh
+
+
+def _interpret(payload: ir.Module, plans: list[_Plan]) -> None:
+    """Nest the transform script in ``payload``, run ``transform-interpreter``, and
+    take the script out again (also when it fails)."""
+    ctx = context()
+    script = ir.Module.parse(_script(plans), ctx)
+    attrs = payload.operation.attributes
+    had_attr = "transform.with_named_sequence" in attrs
+    attrs["transform.with_named_sequence"] = ir.UnitAttr.get(ctx)
+    # a copy of the script goes in, so ``script`` keeps owning (and freeing) its own
+    script_op = script.operation.clone(ir.InsertionPoint(payload.body))
+    try:
+        passmanager.PassManager.parse("builtin.module(transform-interpreter)", ctx).run(payload.operation)
+    finally:
+        script_op.erase()
+        if not had_attr:
+            del payload.operation.attributes["transform.with_named_sequence"]
