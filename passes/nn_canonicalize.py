@@ -44,6 +44,9 @@ def _splat(value):
 
 
 def _permutation(op) -> list[int]:
+    """An nn.transpose's permutation (absent: reversed axes)."""
+    if "permutation" not in op.attributes:
+        return list(range(ir.RankedTensorType(op.operands[0].type).rank))[::-1]
     return [int(v) for v in ir.DenseI64ArrayAttr(op.attributes["permutation"])]
 
 

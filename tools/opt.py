@@ -197,15 +197,17 @@ def split_input(text: str) -> list[str]:
     return chunks
 
 
+# MLIR's syntax: `// expected-error@+1 {{message}}`, `@-N`, `@above`, `@below`,
+# `@unknown` (a diagnostic without a location), an optional count, `-re` for regexes.
 _EXPECTED = re.compile(
-    r"//\s*expected-(error|warning|note|remark)(-re)?"
-    r"(?:@(above|below|[+-]\d+))?\s*(?:(\d+)\s*)?\{\{(.*?)\}\}\s*$")
+    r"//\s*(expected-(error|warning|note|remark)(-re)?)"
+    r"\s*(?:@\s*(above|below|unknown|[+-]\s*\d+))?\s*(?:(\d+)\s*)?\{\{(.*)\}\}\s*$")
 
 
 @dataclasses.dataclass
 class Expectation:
     severity: str
-    line: int       # the line the diagnostic must be reported on
+    line: int | None  # the line the diagnostic must be reported on (None: no location)
     comment_line: int
     col: int
     pattern: str
@@ -227,15 +229,17 @@ def parse_expectations(text: str) -> list[Expectation]:
         m = _EXPECTED.search(line)
         if not m:
             continue
-        severity, regex, offset, count, pattern = m.groups()
+        _, severity, regex, offset, count, pattern = m.groups()
         target = number
         if offset == "above":
             target = number - 1
         elif offset == "below":
             target = number + 1
+        elif offset == "unknown":
+            target = None
         elif offset:
-            target = number + int(offset)
-        out.append(Expectation(severity, target, number, m.start() + 1, pattern, bool(regex),
+            target = number + int(offset.replace(" ", ""))
+        out.append(Expectation(severity, target, number, m.start(1) + 1, pattern, bool(regex),
                                int(count) if count else 1))
     return out
 
@@ -249,9 +253,9 @@ def check_expectations(expected: list[Expectation], produced, name: str):
     for d in produced:
         if d.severity == "note" and d.line is None:
             continue  # unlocated notes ("pass 'x' failed") only explain their error
-        here = d.line is not None and d.file in (name, "-", None)
-        match = next((e for e in expected if here and remaining[id(e)] > 0 and e.severity == d.severity
-                      and e.line == d.line and e.matches(d.message)), None)
+        line = d.line if d.file in (name, "-", None) else -1  # elsewhere: never expected
+        match = next((e for e in expected if remaining[id(e)] > 0 and e.severity == d.severity
+                      and e.line == line and e.matches(d.message)), None)
         if match is not None:
             remaining[id(match)] -= 1
         else:
@@ -277,7 +281,7 @@ def _instrumentation(args):
 
         def after(self, step, module, before_text):
             if step.name in self.print_after and not self.print_after_all and not (
-                    self.print_after_change and before_text != module.print()):
+                    self.print_after_change and before_text != module.print(debuginfo=True)):
                 self._dump(f"IR Dump After {step.name}", module)
                 return
             super().after(step, module, before_text)

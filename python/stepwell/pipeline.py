@@ -203,7 +203,7 @@ class Instrumentation:
     def after(self, step: Step, module, before_text: str | None) -> None:
         if self.print_after_all:
             self._dump(f"IR Dump After {step.name}", module)
-        elif self.print_after_change and before_text != module.print():
+        elif self.print_after_change and before_text != module.print(debuginfo=True):
             self._dump(f"IR Dump After {step.name}", module)
 
     def _dump(self, title: str, module) -> None:
