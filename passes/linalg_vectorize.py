@@ -28,6 +28,7 @@ after ``linalg-vectorize{tile-sizes=8,32,16}``::
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from stepwell import tiling
 from stepwell.ir import context, ir, linalg, passmanager
@@ -140,6 +141,7 @@ def _contraction(op) -> tuple | None:
 
 
 @register
+@dataclass
 class LinalgVectorize(Pass):
     """Tile linalg ops and vectorize the tiles (vector.contract, transfer_read/write)."""
 
