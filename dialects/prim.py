@@ -87,12 +87,13 @@ MAP_FNS = {
     "erf": (1, True, _erf), "sqrt": (1, True, np.sqrt), "rsqrt": (1, True, lambda x: 1 / np.sqrt(x)),
     "logistic": (1, True, lambda x: 1 / (1 + np.exp(-x))), "sin": (1, True, np.sin),
     "cos": (1, True, np.cos), "floor": (1, True, np.floor), "ceil": (1, True, np.ceil),
-    "recip": (1, True, lambda x: 1 / x), "not": (1, False, np.logical_not),
+    "recip": (1, True, lambda x: 1 / x), "not": (1, False, np.invert),
     "add": (2, False, np.add), "sub": (2, False, np.subtract), "mul": (2, False, np.multiply),
     "div": (2, False, _idiv), "max": (2, False, np.maximum), "min": (2, False, np.minimum),
     "pow": (2, True, np.power), "rem": (2, False, np.fmod),
-    "and": (2, False, np.logical_and), "or": (2, False, np.logical_or),
-    "xor": (2, False, np.logical_xor),
+    # logical on i1, bitwise on integers (arith.andi/ori/xori, jax.lax.bitwise_*)
+    "and": (2, False, np.bitwise_and), "or": (2, False, np.bitwise_or),
+    "xor": (2, False, np.bitwise_xor),
     "eq": (2, False, np.equal), "ne": (2, False, np.not_equal), "lt": (2, False, np.less),
     "le": (2, False, np.less_equal), "gt": (2, False, np.greater), "ge": (2, False, np.greater_equal),
     "select": (3, False, np.where),
@@ -288,12 +289,17 @@ def conv_output_shape(x: TensorType, w: TensorType, strides, padding, dilation, 
     check(min(strides) >= 1 and min(dilation) >= 1 and groups >= 1, "strides, dilation and groups must be positive")
     n, h, wd, c = x.shape
     kh, kw, ci, co = w.shape
-    check(c % groups == 0 and co % groups == 0,
+    check(None not in (kh, kw, ci, co), f"weight needs a static shape, found {w}")
+    check((c is None or c % groups == 0) and co % groups == 0,
           f"groups {groups} must divide input channels {c} and output channels {co}")
-    check(ci * groups == c, f"weight input channels {ci} x groups {groups} must equal input channels {c}")
+    check(c is None or ci * groups == c,
+          f"weight input channels {ci} x groups {groups} must equal input channels {c}")
     out = []
     for size, k, lo, hi, st, dil in ((h, kh, padding[0], padding[1], strides[0], dilation[0]),
                                      (wd, kw, padding[2], padding[3], strides[1], dilation[1])):
+        if size is None:  # a dynamic spatial size stays dynamic
+            out.append(None)
+            continue
         span = (k - 1) * dil + 1
         check(size + lo + hi >= span, f"kernel span {span} exceeds the padded input {size + lo + hi}")
         out.append((size + lo + hi - span) // st + 1)
