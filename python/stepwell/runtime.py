@@ -23,7 +23,7 @@ import weakref
 import numpy as np
 
 from stepwell.diagnostics import StepwellError
-from stepwell.types import TensorType, dtype_of
+from stepwell.types import TensorType, dtype_of, numpy_dtype
 
 __all__ = ["Executable", "Function", "probe_driver", "device", "to_host"]
 
@@ -266,7 +266,9 @@ class Function:
                     a = np.asarray(a, dtype=want.numpy_dtype() if want else None)
                 except (TypeError, ValueError) as e:
                     raise StepwellError(f"function '{self.name}' argument {i}: {e}") from None
-            a = np.ascontiguousarray(a)
+            a = np.asarray(a)
+            if not a.flags.c_contiguous:  # (ascontiguousarray would make rank 0 rank 1)
+                a = a.copy(order="C")
             if want is not None:
                 shape_ok = a.ndim == want.rank and all(
                     w is None or w == d for w, d in zip(want.shape, a.shape))
@@ -289,9 +291,23 @@ class Function:
         except Exception as e:  # noqa: BLE001  (IREE reports runtime failures as RuntimeError)
             raise StepwellError(f"running function '{self.name}' on {self.exe.target.spec} "
                                 f"failed: {_clean_iree_message(e)}") from None
-        if isinstance(out, tuple):
-            return tuple(to_host(o) for o in out)
-        return None if out is None else to_host(out)
+        if out is None:
+            return None
+        outs = out if isinstance(out, tuple) else (out,)
+        types = self.result_types if self.result_types and len(self.result_types) == len(outs) \
+            else [None] * len(outs)
+        host = tuple(_result(o, t) for o, t in zip(outs, types))
+        return host if isinstance(out, tuple) else host[0]
+
+
+def _result(value, declared: str | None):
+    """A result as numpy: arrays copied to the host, scalars as numpy scalars."""
+    if declared is not None and _SCALAR.match(declared) and isinstance(value, (int, float)):
+        try:
+            return numpy_dtype(declared).type(value)
+        except ValueError:
+            return value
+    return to_host(value)
 
 
 class Executable:
