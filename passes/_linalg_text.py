@@ -1,0 +1,145 @@
+"""Text templates for ``prim-to-linalg``: emit a small MLIR function, splice it in.
+
+Each lowering writes the linalg/tensor/arith IR for one op as MLIR text through an
+:class:`Emitter` (fresh SSA names, constants, ``tensor.empty`` with dynamic sizes,
+``linalg.generic``). :func:`splice` parses that text as ``func.func @f`` over the op's
+operand types and moves its body in place of the op, each new op taking the op's
+location.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from stepwell.ir import context, ir
+from stepwell.types import TensorType, is_float, numpy_dtype
+from stepwell.verifier import walk
+
+
+def float_literal(value: float, dtype: str) -> str:
+    """``value`` rounded to ``dtype`` as an MLIR float literal (hex for inf/nan)."""
+    x = np.array(value).astype(numpy_dtype(dtype))
+    if np.isfinite(x):
+        text = repr(float(x))
+        return text.replace("e", ".0e") if "." not in text else text
+    bits = x.view(f"u{x.dtype.itemsize}")
+    return f"0x{int(bits):0{2 * x.dtype.itemsize}X}"
+
+
+def scalar_literal(value, dtype: str) -> str:
+    """``value`` as a literal of element type ``dtype`` (floats rounded, i1 as true/false)."""
+    if is_float(dtype):
+        return float_literal(value, dtype)
+    if dtype == "i1":
+        return "true" if value else "false"
+    return str(int(value))
+
+
+def amap(rank: int, exprs) -> str:
+    """``affine_map<(d0, ..) -> (exprs)>``; ``exprs`` are dim indices or expression text."""
+    dims = ", ".join(f"d{i}" for i in range(rank))
+    body = ", ".join(e if isinstance(e, str) else f"d{e}" for e in exprs)
+    return f"affine_map<({dims}) -> ({body})>"
+
+
+def identity(rank: int) -> str:
+    return amap(rank, range(rank))
+
+
+class Emitter:
+    """Accumulates lines of MLIR text with fresh SSA names (shared with nested bodies)."""
+
+    def __init__(self, counter=None):
+        self.lines: list[str] = []
+        self._counter = counter or itertools.count()
+
+    def __call__(self, rhs: str) -> str:
+        """Emit ``%vN = rhs``; returns ``%vN``."""
+        name = f"%v{next(self._counter)}"
+        self.lines.append(f"{name} = {rhs}")
+        return name
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+    def nested(self) -> "Emitter":
+        return Emitter(self._counter)
+
+    def const(self, value, dtype: str) -> str:
+        if dtype == "i1":
+            return self(f"arith.constant {scalar_literal(value, dtype)}")
+        return self(f"arith.constant {scalar_literal(value, dtype)} : {dtype}")
+
+    def index(self, value: int) -> str:
+        return self(f"arith.constant {int(value)} : index")
+
+    def dim(self, value: str, t: TensorType, i: int) -> str:
+        return self(f"tensor.dim {value}, {self.index(i)} : {t}")
+
+    def empty(self, t: TensorType, like=()) -> str:
+        """``tensor.empty`` of ``t``; dynamic dim i is ``like[i]``: an index value or a
+        (value, type, dim) to take the size of."""
+        sizes = [like[i] if isinstance(like[i], str) else self.dim(*like[i])
+                 for i, d in enumerate(t.shape) if d is None]
+        return self(f"tensor.empty({', '.join(sizes)}) : {t}")
+
+    def filled(self, value, t: TensorType, like=()) -> str:
+        """``t`` filled with ``value``: tensor.empty + linalg.fill."""
+        c = self.const(value, t.dtype)
+        return self(f"linalg.fill ins({c} : {t.dtype}) outs({self.empty(t, like)} : {t}) -> {t}")
+
+    def generic(self, ins, init: str, out: TensorType, maps, iterators, body) -> str:
+        """``linalg.generic``: ``ins`` are (value, type); ``body(b, args)`` emits the
+        scalar code on a nested emitter and returns the value to yield."""
+        b = self.nested()
+        args = [f"%in{next(b._counter)}" for _ in ins]
+        out_arg = f"%out{next(b._counter)}"
+        result = body(b, args + [out_arg])
+        header = ", ".join(f"{a}: {t.dtype}" for a, (_, t) in zip(args, ins))
+        header = ", ".join(filter(None, [header, f"{out_arg}: {out.dtype}"]))
+        text = ("linalg.generic {indexing_maps = [" + ", ".join(maps) + "], iterator_types = ["
+                + ", ".join(f'"{it}"' for it in iterators) + "]} ")
+        if ins:
+            text += f"ins({', '.join(v for v, _ in ins)} : {', '.join(str(t) for _, t in ins)}) "
+        text += f"outs({init} : {out}) {{\n^bb0({header}):\n  "
+        text += "\n  ".join(b.lines + [f"linalg.yield {result} : {out.dtype}"]) + f"\n}} -> {out}"
+        return self(text)
+
+    def elementwise(self, ins, out: TensorType, body, like=()) -> str:
+        """An all-parallel identity-map ``linalg.generic`` producing ``out``."""
+        rank = out.rank
+        init = self.empty(out, like)
+        return self.generic(ins, init, out, [identity(rank)] * (len(ins) + 1),
+                            ["parallel"] * rank, body)
+
+
+def function_text(operand_types, result_types, emit) -> str:
+    """``func.func @f`` over the operand types whose body ``emit(e, args)`` writes."""
+    e = Emitter()
+    args = [f"%a{i}" for i in range(len(operand_types))]
+    results = emit(e, args)
+    results = [results] if isinstance(results, str) else list(results)
+    params = ", ".join(f"{a}: {t}" for a, t in zip(args, operand_types))
+    rtypes = ", ".join(str(t) for t in result_types)
+    body = "\n  ".join(e.lines + [f"return {', '.join(results)} : {rtypes}"])
+    return f"func.func @f({params}) -> ({rtypes}) {{\n  {body}\n}}"
+
+
+def splice(op, text: str) -> None:
+    """Replace ``op`` by the body of the function in ``text`` (its arguments bound to
+    ``op``'s operands); the new ops get ``op``'s location."""
+    module = ir.Module.parse(text, context())
+    block = module.body.operations[0].regions[0].blocks[0]
+    for arg, value in zip(block.arguments, op.operands):
+        arg.replace_all_uses_with(value)
+    *ops, ret = list(block.operations)
+    for inner in ops:
+        inner = inner.operation
+        inner.move_before(op)
+        for nested in [inner, *walk(inner)]:
+            nested.location = op.location
+    for result, value in zip(op.results, list(ret.operation.operands)):
+        result.replace_all_uses_with(value)
+    op.erase()
