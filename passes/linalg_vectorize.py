@@ -1,29 +1,4 @@
-"""Tile linalg ops into ``scf.for`` loops and vectorize each tile (transform dialect).
-
-For each linalg structured op, ``stepwell.tiling`` picks tile sizes for the target
-(``target=cpu``: this machine's SIMD width), or ``tile-sizes=8,32,16`` sets them
-(entry ``i`` tiles loop ``i``, ``0`` or a missing entry leaves it whole); ``ops=``
-limits the pass to some op names. A transform script built here runs
-``transform.structured.tile_using_for`` and ``transform.structured.vectorize`` on
-each op through ``transform-interpreter``, then folds multiply-reduce into
-``vector.contract``. Ops the vectorizer cannot handle (``linalg.softmax``, 2-D
-convolutions, dynamic untiled loops) stay as they are. Before::
-
-    %0 = linalg.matmul ins(%a, %b : tensor<64x128xf32>, tensor<128x256xf32>)
-                       outs(%c : tensor<64x256xf32>) -> tensor<64x256xf32>
-
-after ``linalg-vectorize{tile-sizes=8,32,16}``::
-
-    %0 = scf.for %i = %c0 to %c64 step %c8 iter_args(%acc0 = %c) -> (tensor<64x256xf32>) {
-      %1 = scf.for %j = %c0 to %c256 step %c32 ... {
-        %2 = scf.for %k = %c0 to %c128 step %c16 ... {
-          %va = vector.transfer_read %a_tile[%c0, %c0], %pad ... : tensor<8x16xf32>, vector<8x32x16xf32>
-          %vb = vector.transfer_read %b_tile[%c0, %c0], %pad ... : tensor<16x32xf32>, vector<8x32x16xf32>
-          %vc = vector.transfer_read %c_tile[%c0, %c0], %pad : tensor<8x32xf32>, vector<8x32xf32>
-          %r = vector.contract {...} %va, %vb, %vc : vector<8x32x16xf32>, vector<8x32x16xf32> into vector<8x32xf32>
-          %w = vector.transfer_write %r, %c_tile[%c0, %c0] : vector<8x32xf32>, tensor<8x32xf32>
-          ...
-"""
+"""``linalg-vectorize``: tile linalg ops and vectorize the tiles with the transform dialect."""
 
 from __future__ import annotations
 
@@ -53,31 +28,50 @@ def _element_bits(value) -> int:
 
 
 class _Plan:
-    """One op to tile and vectorize: its tag, tile sizes and (masked) vector sizes."""
+    """One op to tile and vectorize: its tag, tile sizes, the loops to peel and the
+    vector sizes to mask to (dynamic tiles only)."""
 
     def __init__(self, tag: int, name: str, tiles: list[int], vsizes: list[int] | None,
-                 decompose: bool = False):
+                 peel: list[int] = (), decompose: bool = False):
         self.tag, self.name, self.tiles, self.vsizes = tag, name, tiles, vsizes
+        self.peel = list(peel)      # loop dims whose last tile is partial
         self.decompose = decompose  # 2-D convolution tiles become 1-D ones first
 
     def script(self) -> str:
         """The transform IR that tiles and vectorizes this op."""
-        h = f"%op{self.tag}"
-        lines = [f"{h} = transform.structured.match attributes {{{TAG} = {self.tag} : i64}} in %root"
-                 " : (!transform.any_op) -> !transform.any_op"]
-        loops = sum(1 for t in self.tiles if t)
-        if loops:
-            results = ", ".join(["!transform.any_op"] * (loops + 1))
-            lines.append(f"%tiled{self.tag}, %loops{self.tag}:{loops} = transform.structured.tile_using_for "
-                         f"{h} tile_sizes [{', '.join(map(str, self.tiles))}]"
-                         f" : (!transform.any_op) -> ({results})")
-            h = f"%tiled{self.tag}"
+        t = self.tag
+        any_op = "!transform.any_op"
+        match = (f"transform.structured.match attributes {{{TAG} = {t} : i64}} in %root"
+                 f" : ({any_op}) -> {any_op}")
+        lines = [f"%op{t} = {match}"]
+        tiled_dims = [d for d, size in enumerate(self.tiles) if size]
+        h = f"%op{t}"
+        if tiled_dims:
+            results = ", ".join([any_op] * (len(tiled_dims) + 1))
+            lines.append(f"%tiled{t}, %loops{t}:{len(tiled_dims)} = transform.structured.tile_using_for "
+                         f"%op{t} tile_sizes [{', '.join(map(str, self.tiles))}] : ({any_op}) -> ({results})")
+            h = f"%tiled{t}"
+        if self.peel:
+            # innermost first: peeling an outer loop then copies both inner loops
+            for d in sorted(self.peel, reverse=True):
+                i = tiled_dims.index(d)
+                loop = '!transform.op<"scf.for">'
+                lines.append(f"%for{t}_{i} = transform.cast %loops{t}#{i} : {any_op} to {loop}")
+                lines.append(f"%main{t}_{i}, %rest{t}_{i} = transform.loop.peel %for{t}_{i}"
+                             f" : ({loop}) -> ({any_op}, {any_op})")
+            # folding the one-trip remainder loops makes the remainder tiles static;
+            # the tiled op now has a copy per peeled loop nest: match them all by tag
+            lines.append(f"%fn{t} = transform.structured.match ops{{[\"func.func\", \"util.func\"]}}"
+                         f" in %root : ({any_op}) -> {any_op}")
+            lines.append(f"transform.apply_patterns to %fn{t} {{ transform.apply_patterns.canonicalization }}"
+                         f" : {any_op}")
+            lines.append(f"%tiles{t} = {match}")
+            h = f"%tiles{t}"
         if self.decompose:
-            lines.append(f"%dec{self.tag} = transform.structured.decompose {h}"
-                         " : (!transform.any_op) -> !transform.any_op")
-            h = f"%dec{self.tag}"
+            lines.append(f"%dec{t} = transform.structured.decompose {h} : ({any_op}) -> {any_op}")
+            h = f"%dec{t}"
         sizes = f" vector_sizes [{', '.join(map(str, self.vsizes))}]" if self.vsizes else ""
-        lines.append(f"transform.structured.vectorize {h}{sizes} : !transform.any_op")
+        lines.append(f"transform.structured.vectorize {h}{sizes} : {any_op}")
         return "\n    ".join(lines)
 
 
@@ -143,7 +137,35 @@ def _contraction(op) -> tuple | None:
 @register
 @dataclass
 class LinalgVectorize(Pass):
-    """Tile linalg ops and vectorize the tiles (vector.contract, transfer_read/write)."""
+    """Tile linalg ops and vectorize the tiles (vector.contract, transfer_read/write).
+
+    Tile sizes come from ``stepwell.tiling`` for ``target`` (default ``cpu``, this
+    machine's SIMD width) unless ``tile-sizes=8,32,16`` gives them (entry ``i`` tiles
+    loop ``i``; ``0`` or a missing entry leaves the loop whole); ``ops=matmul`` limits
+    the pass to some ops. A transform script (``tile_using_for``, ``decompose`` for
+    2-D convolutions, ``vectorize``, then multiply-reduce folded into
+    ``vector.contract``) runs through ``transform-interpreter``; ops it cannot handle
+    (``linalg.softmax``, 3-D convolutions, untiled dynamic loops) stay as they are.
+    Before::
+
+        %0 = linalg.matmul ins(%a, %b : tensor<64x128xf32>, tensor<128x256xf32>)
+                           outs(%c : tensor<64x256xf32>) -> tensor<64x256xf32>
+
+    after ``linalg-vectorize{tile-sizes=8,32,16}``::
+
+        %0 = scf.for %i = %c0 to %c64 step %c8 iter_args(%c0_ = %c) -> (tensor<64x256xf32>) {
+          %1 = scf.for %j = %c0 to %c256 step %c32 iter_args(%c1_ = %c0_) -> (tensor<64x256xf32>) {
+            %2 = scf.for %k = %c0 to %c128 step %c16 iter_args(%acc = %c1_) -> (tensor<64x256xf32>) {
+              %sa = tensor.extract_slice %a[%i, %k] [8, 16] [1, 1] : tensor<64x128xf32> to tensor<8x16xf32>
+              ...
+              %va = vector.transfer_read %sa[%c0, %c0], %pad : tensor<8x16xf32>, vector<8x16xf32>
+              %vb = vector.transfer_read %sb[%c0, %c0], %pad : tensor<16x32xf32>, vector<16x32xf32>
+              %vc = vector.transfer_read %sc[%c0, %c0], %pad : tensor<8x32xf32>, vector<8x32xf32>
+              %r = vector.contract {...} %va, %vb, %vc : vector<8x16xf32>, vector<16x32xf32> into vector<8x32xf32>
+              %w = vector.transfer_write %r, %sc[%c0, %c0] : vector<8x32xf32>, tensor<8x32xf32>
+              %u = tensor.insert_slice %w into %acc[%i, %j] [8, 32] [1, 1] : ...
+              scf.yield %u : tensor<64x256xf32>
+    """
 
     name = "linalg-vectorize"
     target: str = "cpu"
@@ -212,7 +234,8 @@ class LinalgVectorize(Pass):
             except ValueError:
                 log.info("linalg-vectorize: skipping %s (a dynamic loop is not tiled)", name)
                 continue
-            plans.append(_Plan(tag, name, tiles, vsizes, decompose=convolution is not None))
+            plans.append(_Plan(tag, name, tiles, vsizes, tiling.peeled_loops(tiles, ranges),
+                               decompose=convolution is not None))
         return plans
 
     # -- running the transform script ------------------------------------------

@@ -17,7 +17,8 @@ rules, for a target whose SIMD registers hold ``lanes`` elements (16 f32 on AVX-
 * sizes follow the shapes: a loop no larger than its tile is left whole; otherwise a
   divisor of the loop's static size is preferred (a power of two for the vector
   lane loop, any divisor at least half the wanted size for the others), and where
-  none fits the wanted size stays and the vectorizer masks the remainder.
+  none fits the wanted size stays: ``linalg-vectorize`` peels the loop (whole tiles,
+  then one smaller static tile), and masks tiles of dynamic loops.
 
 ``linalg-vectorize{tile-sizes=...}`` overrides all of this.
 """
@@ -124,7 +125,7 @@ def _fit(size: int | None, want: int, *, power_of_two: bool) -> int:
         if t * 2 >= want:
             return t
         break
-    return want      # no good divisor: the last tile is partial (masked)
+    return want      # no good divisor: the last tile is partial (peeled)
 
 
 def choose_tile_sizes(op_name: str, loop_ranges, target: str = "cpu", *,
@@ -195,11 +196,11 @@ def _convolution_wants(conv, want, vector_loops, rows, width) -> None:
 
 
 def vector_sizes(tile_sizes, loop_ranges) -> list[int] | None:
-    """The vector shape of one tile when the vectorizer must mask (a partial or
-    dynamic tile), else None (every tile is static and whole). Raises ValueError
-    when an untiled loop is dynamic: no vector shape bounds it."""
+    """The vector shape the vectorizer must mask to when a tiled loop is dynamic
+    (its tiles have unknown sizes up to the tile), else None (tiles are static).
+    Raises ValueError when an untiled loop is dynamic: no vector shape bounds it."""
     ranges = list(loop_ranges)
-    tiles = list(tile_sizes)[:len(ranges)] + [0] * max(0, len(ranges) - len(tile_sizes))
+    tiles = _padded(tile_sizes, len(ranges))
     needs_mask = False
     shape = []
     for size, tile in zip(ranges, tiles):
@@ -208,7 +209,18 @@ def vector_sizes(tile_sizes, loop_ranges) -> list[int] | None:
                 raise ValueError("an untiled dynamic loop cannot be vectorized")
             shape.append(size)
             continue
-        if size is None or size % tile:
-            needs_mask = True
+        needs_mask |= size is None
         shape.append(tile)
     return shape if needs_mask else None
+
+
+def peeled_loops(tile_sizes, loop_ranges) -> list[int]:
+    """The loops whose static size the tile does not divide: they are peeled into
+    whole tiles and one smaller (static) remainder tile."""
+    tiles = _padded(tile_sizes, len(loop_ranges))
+    return [i for i, (size, tile) in enumerate(zip(loop_ranges, tiles))
+            if tile and size is not None and size > tile and size % tile]
+
+
+def _padded(tile_sizes, n: int) -> list[int]:
+    return (list(tile_sizes) + [0] * n)[:n]

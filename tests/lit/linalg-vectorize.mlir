@@ -75,11 +75,15 @@ func.func @row_sum(%x: tensor<32x64xf32>, %acc: tensor<32xf32>) -> tensor<32xf32
   return %0 : tensor<32xf32>
 }
 
-// Sizes that do not divide the tile: the last tile is masked.
+// 50 columns in tiles of 8: the loop is peeled into 6 whole tiles and one static
+// remainder tile of 2 columns (10 rows: tiles of 5, 30 = 15 tiles of 2, both divide).
 // NEON-LABEL: func.func @ragged
-// NEON: affine.min
-// NEON: vector.create_mask
-// NEON: vector.mask {{.+}} vector.contract
+// NEON-DAG: %[[C48:.+]] = arith.constant 48 : index
+// NEON: scf.for %{{.+}} = %{{.+}} to %[[C48]] step
+// NEON: vector.contract {{.+}} : vector<5x2xf32>, vector<2x8xf32> into vector<5x8xf32>
+// NEON: tensor.extract_slice %{{.+}}[%{{.+}}, 48] [2, 2]
+// NEON: vector.contract {{.+}} : vector<5x2xf32>, vector<2x2xf32> into vector<5x2xf32>
+// NEON-NOT: vector.mask
 func.func @ragged(%a: tensor<10x30xf32>, %b: tensor<30x50xf32>, %c: tensor<10x50xf32>) -> tensor<10x50xf32> {
   %0 = linalg.matmul ins(%a, %b : tensor<10x30xf32>, tensor<30x50xf32>) outs(%c : tensor<10x50xf32>) -> tensor<10x50xf32>
   return %0 : tensor<10x50xf32>
