@@ -94,15 +94,25 @@ func.func @scalars(%a: tensor<3xi32>, %k: i32, %f: f32) -> (tensor<3xi32>, f32) 
 """ + "".join(_add_func(f"add_{d}", d, op) for d, (_, op) in DTYPES.items())
 
 
-@pytest.fixture(scope="module")
-def exe() -> Executable:
-    return sw.compile(MODULE, target="cpu")
+# Pin Vulkan to Mesa's software driver where it is installed (no-op elsewhere).
+_LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
+if os.path.exists(_LAVAPIPE):
+    os.environ.setdefault("VK_ICD_FILENAMES", _LAVAPIPE)
+
+
+@pytest.fixture(scope="module", params=["cpu", pytest.param("vulkan", marks=pytest.mark.vulkan)])
+def exe(request) -> Executable:
+    """MODULE compiled for each target that can run here."""
+    available = sw.targets.available(request.param)
+    if not available:
+        pytest.skip(available.reason)
+    return sw.compile(MODULE, target=request.param)
 
 
 def test_function_names(exe):
     assert set(exe.function_names) == {"main", "exp", "sum_and_product", "scale", "scalars",
                                        *(f"add_{d}" for d in DTYPES)}
-    assert exe.target.spec == "cpu"
+    assert exe.target.name in ("cpu", "vulkan")
     assert exe.vmfb[:4] != b"" and len(exe.vmfb) > 1000
 
 
@@ -299,7 +309,7 @@ def test_save_load_round_trip(exe, tmp_path):
     exe.save(path)
     assert path.read_bytes() == exe.vmfb
     assert [p.name for p in tmp_path.iterdir()] == ["m.vmfb"]  # no temp file left
-    loaded = Executable.load(path, "cpu")
+    loaded = Executable.load(path, exe.target)
     a = np.ones((4, 8), np.float32)
     b = np.ones((8, 3), np.float32)
     np.testing.assert_array_equal(loaded(a, b), exe(a, b))
@@ -324,20 +334,22 @@ def test_cross_target_executable_refuses_to_run():
 
 
 def test_clean_exit_with_live_executable(tmp_path):
-    # Executables and results alive at interpreter exit: no crash, no leak report.
+    # Executables, functions and results alive at interpreter exit (on every target
+    # that runs here): no crash, no nanobind leak report.
+    runnable = [t for t in ("cpu", "vulkan") if sw.targets.available(t)]
     script = tmp_path / "s.py"
     script.write_text(f"""
 import numpy as np, stepwell as sw
 src = {MODULE.split("func.func @exp")[0]!r}
-EXE = sw.compile(src)
-OUT = EXE(np.ones((4, 8), np.float32), np.ones((8, 3), np.float32))
-FN = EXE.function("main")
-print(OUT.sum())
+EXES = [sw.compile(src, target=t) for t in {runnable!r}]
+OUTS = [e(np.ones((4, 8), np.float32), np.ones((8, 3), np.float32)) for e in EXES]
+FNS = [e.function("main") for e in EXES]
+print(*[o.sum() for o in OUTS])
 """)
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        env={**os.environ, "PYTHONWARNINGS": "default"})
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "96.0"
+    assert p.stdout.split() == ["96.0"] * len(runnable)
     assert "leak" not in p.stderr.lower(), p.stderr
 
 
