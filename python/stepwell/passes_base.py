@@ -51,7 +51,8 @@ class Pass:
         opts = []
         for f in self.option_fields():
             value = getattr(self, f.name)
-            if value != f.default:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if value != default:
                 opts.append(f"{f.name.replace('_', '-')}={_format(value)}")
         return self.name + ("{" + " ".join(opts) + "}" if opts else "")
 
@@ -90,7 +91,9 @@ def register(cls: type[Pass]) -> type[Pass]:
     """Class decorator: add a pass to the registry under its ``name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no pass name")
-    PASSES[cls.name] = dataclasses.dataclass(cls) if not dataclasses.is_dataclass(cls) else cls
+    # A subclass of the Pass dataclass "is" a dataclass already, but its own
+    # annotated options only become fields when it is decorated itself.
+    PASSES[cls.name] = cls if "__dataclass_fields__" in cls.__dict__ else dataclasses.dataclass(cls)
     return PASSES[cls.name]
 
 
