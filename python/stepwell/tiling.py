@@ -20,7 +20,8 @@ rules, for a target whose SIMD registers hold ``lanes`` elements (16 f32 on AVX-
   none fits the wanted size stays: ``linalg-vectorize`` peels the loop (whole tiles,
   then one smaller static tile), and masks tiles of dynamic loops.
 
-``linalg-vectorize{tile-sizes=...}`` overrides all of this.
+``linalg-vectorize{tile-sizes=...}`` overrides all of this. ``target="cpu"`` is this
+machine, measured from ``/proc/cpuinfo``; ``STEPWELL_VECTOR_BITS=256`` pretends otherwise.
 """
 
 from __future__ import annotations

@@ -230,6 +230,26 @@ def test_no_linalg_is_a_no_op():
     assert str(m) == before
 
 
+MLP = """
+func.func @main(%x: tensor<8x64xf32>, %w1: tensor<64x128xf32>, %b1: tensor<128xf32>, %w2: tensor<128x10xf32>) -> tensor<8x10xf32> {
+  %0 = "nn.linear"(%x, %w1, %b1) : (tensor<8x64xf32>, tensor<64x128xf32>, tensor<128xf32>) -> tensor<8x128xf32>
+  %1 = "nn.gelu"(%0) {approximate = false} : (tensor<8x128xf32>) -> tensor<8x128xf32>
+  %2 = "nn.linear"(%1, %w2) : (tensor<8x128xf32>, tensor<128x10xf32>) -> tensor<8x10xf32>
+  %3 = "nn.softmax"(%2) {axis = -1 : i64} : (tensor<8x10xf32>) -> tensor<8x10xf32>
+  return %3 : tensor<8x10xf32>
+}
+"""
+
+
+def test_lower_nn_model_to_vector():
+    m = sw.lower(sw.parse(MLP), to="vector")
+    m.operation.verify()
+    counts = m.op_counts()
+    leftover = [n for n in counts if n.split(".")[0] in ("nn", "prim", "linalg")]
+    assert not leftover, leftover
+    assert counts["vector.contract"] == 2 and counts.get("vector.multi_reduction", 0) >= 2
+
+
 def test_to_vector_pipeline_lists_its_passes():
     assert pipelines.get("to-vector") == ["to-linalg", "linalg-vectorize", "canonicalize", "cse"]
     assert pipelines.summary("to-vector").startswith("linalg -> tiled, vectorized IR")
