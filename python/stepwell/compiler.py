@@ -28,8 +28,10 @@ _INPUT_TYPES = {"linalg": "auto", "stablehlo": "stablehlo"}
 # stepwell stage -> IREE --compile-to phase
 _IREE_PHASES = {"dispatch": "flow"}
 
+# Compiled modules by (IR, backend, flags): IREE takes 0.3-1.3 s per compile.
 _CACHE: "collections.OrderedDict[str, bytes]" = collections.OrderedDict()
-_CACHE_SIZE = 64
+_CACHE_BYTES = 256 << 20   # total kept
+_CACHE_ENTRY_MAX = 32 << 20  # larger modules (embedded weights) are not kept
 _CACHE_LOCK = threading.Lock()
 
 
@@ -154,10 +156,11 @@ def _run_iree(module: Module, target, flags: tuple, input_type: str) -> bytes:
                                      extra_args=all_flags, input_type=input_type)
     except iree_tools.CompilerToolError as e:
         raise StepwellError(iree_diagnostics(str(e), module.name, target)) from None
-    with _CACHE_LOCK:
-        _CACHE[key] = out
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+    if len(out) <= _CACHE_ENTRY_MAX:
+        with _CACHE_LOCK:
+            _CACHE[key] = out
+            while sum(len(v) for v in _CACHE.values()) > _CACHE_BYTES:
+                _CACHE.popitem(last=False)
     return out
 
 

@@ -60,8 +60,8 @@ def _clean_iree_message(text: str) -> str:
     """IREE status text without its C source prefix: the first line that says something."""
     line = str(text).strip().splitlines()[0] if str(text).strip() else "unknown error"
     line = re.sub(r"^Error creating (driver|device): ", "", line)
-    line = re.sub(r"^\S+\.(c|cc|cpp):\d+: [A-Z_]+; ", "", line)
-    return line.rstrip(": ")
+    line = re.sub(r"(?:\S+\.(?:c|cc|cpp)|<vm>):\d+: [A-Z_]+; ", "", line)
+    return line.rstrip(":; ")
 
 
 def device(driver: str):
@@ -403,8 +403,14 @@ class Executable:
                 try:
                     self._context = rt.VmContext(_instance(), [hal, module])
                 except Exception as e:  # noqa: BLE001
+                    msg = _clean_iree_message(e)
+                    other = re.search(r'#hal\.device\.target<"([\w-]+)"', msg)
+                    if other and "not found or unavailable" in msg:
+                        msg = (f"it was compiled for a '{other[1]}' device, not for "
+                               f"'{self.target.backend}' (load it with the target it was "
+                               f"compiled for)")
                     raise StepwellError(f"cannot load the module on '{self.target.spec}': "
-                                        f"{_clean_iree_message(e)}") from None
+                                        f"{msg}") from None
             inv = rt.FunctionInvoker(self._context, dev, fn._vm_function)
             self._invokers[fn.name] = inv
             return inv

@@ -217,6 +217,12 @@ def test_rocm_module_holds_code_for_the_option():
     assert b"gfx1100" in blob and b"gfx942" not in blob
 
 
+def test_module_for_another_target_is_refused_clearly():
+    exe = Executable(compiled("cuda"), "cpu")
+    with pytest.raises(sw.StepwellError, match="compiled for a 'cuda' device, not for 'llvm-cpu'"):
+        exe(np.ones((4, 8), np.float32), np.ones((8, 3), np.float32))
+
+
 def test_vulkan_module_holds_spirv():
     assert b"\x03\x02\x23\x07" in compiled("vulkan")  # SPIR-V magic, little-endian
 
