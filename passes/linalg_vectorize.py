@@ -6,7 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from stepwell import tiling
+from stepwell.diagnostics import PassError
 from stepwell.ir import context, ir, linalg, passmanager
+from stepwell.module import Module
 from stepwell.passes_base import Pass, register
 from stepwell.verifier import walk
 
@@ -176,8 +178,10 @@ class LinalgVectorize(Pass):
         try:
             tiling.vector_target(self.target)
         except ValueError as e:
-            from stepwell.diagnostics import PassError
             raise PassError(str(e)) from None
+        if not all(isinstance(t, int) and t >= 0 for t in self.tile_sizes):
+            raise PassError(f"linalg-vectorize: tile-sizes must be integers >= 0, "
+                            f"found '{','.join(map(str, self.tile_sizes))}'")
         tagged = self._tag(module)
         if not tagged:
             return
@@ -241,26 +245,25 @@ class LinalgVectorize(Pass):
     # -- running the transform script ------------------------------------------
 
     def _apply(self, module, plans: list[_Plan]) -> None:
-        """Run all plans; if the script fails, keep only the ops that work alone."""
+        """Run all plans at once; if the script fails, run them one at a time from
+        the original IR and keep each one that succeeds."""
         before = module.print(debuginfo=True)
         try:
             _interpret(module.mlir, plans)
             return
         except ir.MLIRError:
             pass
-        good = []
+        current = before
         for plan in plans:
-            trial = ir.Module.parse(before, context())
+            trial = ir.Module.parse(current, context())
             try:
                 _interpret(trial, [plan])
-                good.append(plan)
             except ir.MLIRError:
                 log.info("linalg-vectorize: %s (tiles %s) left as is: the transform failed",
                          plan.name, plan.tiles)
-        fresh = ir.Module.parse(before, context())
-        if good:
-            _interpret(fresh, good)
-        module.mlir = fresh
+                continue
+            current = trial.operation.get_asm(enable_debug_info=True)
+        module.replace_with(Module(ir.Module.parse(current, context()), module.name))
 
 
 def _interpret(payload: ir.Module, plans: list[_Plan]) -> None:

@@ -191,6 +191,13 @@ def test_unknown_target_is_an_error():
         vectorize(MATMUL, "linalg-vectorize{target=tpu}")
 
 
+def test_bad_tile_sizes_are_an_error():
+    with pytest.raises(StepwellError, match="tile-sizes must be integers >= 0"):
+        vectorize(MATMUL, "linalg-vectorize{tile-sizes=8,x,16}")
+    with pytest.raises(StepwellError, match="tile-sizes must be integers >= 0"):
+        vectorize(MATMUL, "linalg-vectorize{tile-sizes=-8}")
+
+
 def test_ops_filter():
     m = vectorize(REDUCE, "linalg-vectorize{ops=linalg.fill}")
     ops = names(m)
@@ -202,6 +209,28 @@ def test_unsupported_ops_stay_and_the_rest_is_vectorized():
     ops = names(m)
     assert "linalg.softmax" in ops
     assert "linalg.matmul" not in ops and "vector.contract" in ops
+
+
+CONV3D_AND_MATMUL = """
+func.func @main(%x: tensor<1x8x8x8x4xf32>, %w: tensor<3x3x3x4x8xf32>, %o: tensor<1x6x6x6x8xf32>,
+                %a: tensor<16x32xf32>, %b: tensor<32x32xf32>, %c: tensor<16x32xf32>)
+    -> (tensor<1x6x6x6x8xf32>, tensor<16x32xf32>) {
+  %0 = linalg.conv_3d_ndhwc_dhwcf {dilations = dense<1> : tensor<3xi64>, strides = dense<1> : tensor<3xi64>}
+    ins(%x, %w : tensor<1x8x8x8x4xf32>, tensor<3x3x3x4x8xf32>) outs(%o : tensor<1x6x6x6x8xf32>) -> tensor<1x6x6x6x8xf32>
+  %1 = linalg.matmul ins(%a, %b : tensor<16x32xf32>, tensor<32x32xf32>) outs(%c : tensor<16x32xf32>) -> tensor<16x32xf32>
+  return %0, %1 : tensor<1x6x6x6x8xf32>, tensor<16x32xf32>
+}
+"""
+
+
+def test_a_failing_op_is_left_alone():
+    # no vectorizer rule takes a 3-D convolution: the whole script fails, and a
+    # retry op by op keeps what works (the convolution stays whole and untiled)
+    m = vectorize(CONV3D_AND_MATMUL)
+    ops = names(m)
+    assert ops.count("linalg.conv_3d_ndhwc_dhwcf") == 1 and "scf.for" in ops
+    assert "linalg.matmul" not in ops and "vector.contract" in ops
+    assert "stepwell.vectorize_id" not in str(m) and "transform" not in str(m)
 
 
 def test_ragged_sizes_are_peeled():
