@@ -148,7 +148,8 @@ def _broadcast_ref(s, x):
     shape = [1] * out.rank
     for i, d in enumerate(s.dims):
         shape[d] = x.shape[i]
-    return np.broadcast_to(x.reshape(shape), out.shape)
+    # a dynamic result dimension that comes from the operand takes the operand's size
+    return np.broadcast_to(x.reshape(shape), [shape[i] if d is None else d for i, d in enumerate(out.shape)])
 
 
 op("prim.broadcast", "Adds dimensions: operand dim i becomes result dim dims[i].",
@@ -191,7 +192,7 @@ def _reshape_infer(s):
 
 op("prim.reshape", "Reshapes to the result type (same element count, row-major).",
    operands=["x"], infer=_reshape_infer, result_from_type=True,
-   reference=lambda s, x: np.reshape(x, s.result.shape))
+   reference=lambda s, x: np.reshape(x, [-1 if d is None else d for d in s.result.shape]))
 
 
 def _cast_infer(s):

@@ -27,7 +27,7 @@ from stepwell import opspec
 from stepwell.dialects.prim import parse_contract_spec
 from stepwell.ir import arith, context, ir
 from stepwell.passes_base import Pass, apply_patterns, register
-from stepwell.types import TensorType
+from stepwell.types import FLOAT_DTYPES, INT_DTYPES, TensorType
 
 NO_MATCH = True  # what a rule returns when it does not apply
 MAX_FOLD_ELEMENTS = 64
@@ -87,11 +87,16 @@ class _Const:
         return int(np.prod(self.type.shape, dtype=np.int64))
 
 
+def _foldable_type(t: TensorType | None) -> bool:
+    """A static tensor type with an element type numpy can hold."""
+    return t is not None and None not in t.shape and t.dtype in FLOAT_DTYPES + INT_DTYPES
+
+
 def _constant(value) -> _Const | None:
     """The static dense constant defining ``value``, else None (bf16 arrays are unreadable)."""
     const = _producer(value, "arith.constant")
     t = TensorType.from_mlir(value.type)
-    if const is None or t is None or None in t.shape:
+    if const is None or not _foldable_type(t):
         return None
     attr = const.attributes["value"]
     if not isinstance(attr, ir.DenseElementsAttr):
@@ -112,9 +117,7 @@ def _splat_scalar(value):
 
 def _scalar_attr(element_type, value) -> ir.Attribute:
     if isinstance(element_type, ir.IntegerType):
-        width = element_type.width
-        v = int(value)
-        return ir.IntegerAttr.get(element_type, v - (1 << width) if width > 1 and v >= 1 << (width - 1) else v)
+        return ir.IntegerAttr.get(element_type, int(value))
     return ir.FloatAttr.get(element_type, float(value))
 
 
@@ -241,7 +244,7 @@ def fold_trivial_select(op, rewriter):
 # an op of small (or splat) constants is the arith.constant its reference semantics computes.
 def fold_constants(op, rewriter):
     results = [TensorType.from_mlir(r.type) for r in op.results]
-    if len(results) != 1 or results[0] is None or None in results[0].shape:
+    if len(results) != 1 or not _foldable_type(results[0]):
         return NO_MATCH
     consts = [_constant(v) for v in op.operands]
     if None in consts:

@@ -616,3 +616,10 @@ def test_bf16_reference_rounds_like_jax():
     x = np.linspace(-3, 3, 17, dtype=np.float32).astype(ml_dtypes.bfloat16)
     ours = evaluate("prim.map", [x, x], {"fn": "mul"})
     assert_matches(ours, jnp.multiply(x, x), rtol=1e-2, atol=1e-2)
+
+
+def test_reference_with_dynamic_result_types():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert_matches(evaluate("prim.reshape", [x], {}, TensorType((None, 2, 2), "f32")), jnp.reshape(x, (3, 2, 2)))
+    ours = evaluate("prim.broadcast", [x], {"dims": [0, 2]}, TensorType((None, 5, 4), "f32"))
+    assert_matches(ours, jax.lax.broadcast_in_dim(x, (3, 5, 4), (0, 2)))
