@@ -127,12 +127,12 @@ def function_text(operand_types, result_types, emit) -> str:
     return f"func.func @f({params}) -> ({rtypes}) {{\n  {body}\n}}"
 
 
-def splice(op, text: str) -> None:
+def splice(op, text: str, operands=None) -> None:
     """Replace ``op`` by the body of the function in ``text`` (its arguments bound to
-    ``op``'s operands); the new ops get ``op``'s location."""
+    ``operands``, by default ``op``'s); the new ops get ``op``'s location."""
     module = ir.Module.parse(text, context())
     block = module.body.operations[0].regions[0].blocks[0]
-    for arg, value in zip(block.arguments, op.operands):
+    for arg, value in zip(block.arguments, op.operands if operands is None else operands):
         arg.replace_all_uses_with(value)
     *ops, ret = list(block.operations)
     for inner in ops:

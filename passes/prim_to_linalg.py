@@ -60,11 +60,6 @@ def _attr(op, name, default=None):
     return attr.value
 
 
-def _dims(like_value: str, t: TensorType, pairs):
-    """``like`` entries for :meth:`Emitter.empty`: result dim -> (value, type, dim)."""
-    return {r: (like_value, t, d) for r, d in pairs}
-
-
 # -- contract ----------------------------------------------------------------------
 
 
@@ -484,19 +479,21 @@ LOWERINGS = {
 }
 
 
+def _cannot_lower(op, why: str = ""):
+    hint = why or (": run nn-to-prim first" if op.name.startswith("nn.") else "")
+    return fail_at(op, f"cannot lower '{op.name}' to linalg{hint}")
+
+
 def lower_op(op) -> None:
-    """Replace one prim op by its linalg lowering."""
-    lowering = LOWERINGS.get(op.name)
-    if lowering is None:
-        hint = ": run nn-to-prim first" if op.name.startswith("nn.") else ""
-        raise fail_at(op, f"cannot lower '{op.name}' to linalg{hint}")
+    """Replace one prim op by its linalg lowering (spliced in from MLIR text)."""
+    lowering = LOWERINGS[op.name]
     operand_types = [_ttype(v) for v in op.operands]
     result_types = [_ttype(r) for r in op.results]
     try:
         text = function_text(operand_types, result_types, lambda e, args: lowering(op, e, args))
-        splice(op, text)
     except Unsupported as err:
-        raise fail_at(op, f"cannot lower '{op.name}' to linalg: {err} is not supported") from None
+        raise _cannot_lower(op, f": {err} is not supported") from None
+    splice(op, text)
 
 
 @register
@@ -518,7 +515,8 @@ class PrimToLinalg(Pass):
         %cst = arith.constant 0.000000e+00 : f32
         %2 = tensor.empty() : tensor<4x16xf32>
         %3 = linalg.fill ins(%cst : f32) outs(%2 : tensor<4x16xf32>) -> tensor<4x16xf32>
-        %4 = linalg.matmul ins(%a, %b : tensor<4x8xf32>, tensor<8x16xf32>) outs(%3 : tensor<4x16xf32>) -> tensor<4x16xf32>
+        %4 = linalg.matmul ins(%a, %b : tensor<4x8xf32>, tensor<8x16xf32>)
+                       outs(%3 : tensor<4x16xf32>) -> tensor<4x16xf32>
         %5 = tensor.empty() : tensor<4x16xf32>
         %6 = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
                ins(%4 : tensor<4x16xf32>) outs(%5 : tensor<4x16xf32>) {
@@ -533,12 +531,12 @@ class PrimToLinalg(Pass):
 
     def run(self, module) -> None:
         custom = [op for op in walk(module.operation) if is_custom(op.name)]
-        for op in custom:  # fail before rewriting anything
-            if op.name not in LOWERINGS:
-                lower_op(op)
+        unknown = next((op for op in custom if op.name not in LOWERINGS), None)
+        if unknown is not None:  # fail before rewriting anything
+            raise _cannot_lower(unknown)
         if self.attention:
             from stepwell.passes._linalg_attention import raise_attention
-            raise_attention(module)
-            custom = [op for op in walk(module.operation) if is_custom(op.name)]
+            if raise_attention(module):
+                custom = [op for op in walk(module.operation) if is_custom(op.name)]
         for op in custom:
             lower_op(op)

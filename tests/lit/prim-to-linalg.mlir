@@ -1,5 +1,6 @@
 // RUN: stepwell-opt %s --split-input-file --verify-diagnostics -p prim-to-linalg | FileCheck %s
 // RUN: not stepwell-opt %s --split-input-file -p prim-to-linalg 2>&1 | FileCheck %s --check-prefix=ERR
+// RUN: stepwell-opt %s --split-input-file --verify-diagnostics -p 'prim-to-linalg{attention=true}' | FileCheck %s --check-prefix=ATTN
 
 // ERR: prim-to-linalg.mlir:{{[0-9]+}}:8: error: cannot lower 'nn.relu' to linalg: run nn-to-prim first
 // ERR: prim-to-linalg.mlir:{{[0-9]+}}:8: error: cannot lower 'prim.broadcast' to linalg: a dynamic added dimension in tensor<4x?xf32> is not supported
@@ -340,6 +341,53 @@ func.func @conv_depthwise_multiplier(%x: tensor<1x8x8x4xf32>, %w: tensor<3x3x1x8
 func.func @conv_grouped(%x: tensor<1x8x8x4xf32>, %w: tensor<3x3x2x6xf32>) -> tensor<1x4x6x6xf32> {
   %0 = "prim.conv"(%x, %w) {groups = 2 : i64, dilation = array<i64: 2, 1>} : (tensor<1x8x8x4xf32>, tensor<3x3x2x6xf32>) -> tensor<1x4x6x6xf32>
   return %0 : tensor<1x4x6x6xf32>
+}
+
+// -----
+
+// The causal attention chain nn-to-prim emits. By default it lowers op by op; with
+// attention=true it becomes one iree_linalg_ext.attention whose mask is additive.
+// CHECK-LABEL: func.func @attention
+// CHECK-NOT: iree_linalg_ext.attention
+// CHECK: linalg.reduce
+// CHECK: linalg.reduce
+// CHECK-NOT: iree_linalg_ext.attention
+// CHECK: return
+// ATTN-DAG: #[[Q:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)>
+// ATTN-DAG: #[[K:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d4, d3)>
+// ATTN-DAG: #[[V:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d4, d5)>
+// ATTN-DAG: #[[SCALE:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> ()>
+// ATTN-DAG: #[[MASK:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d4)>
+// ATTN-DAG: #[[OUT:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d5)>
+// ATTN-LABEL: func.func @attention
+// ATTN: %[[KEEP:.*]] = linalg.broadcast
+// ATTN: %[[SCALE_V:.*]] = arith.constant 5.000000e-01 : f32
+// ATTN: %[[ADD:.*]] = linalg.generic {{.*}} ins(%[[KEEP]] : tensor<1x2x8x8xi1>) outs({{.*}} : tensor<1x2x8x8xf32>)
+// ATTN: arith.select
+// ATTN: iree_linalg_ext.attention <indexing_maps = [#[[Q]], #[[K]], #[[V]], #[[SCALE]], #[[MASK]], #[[OUT]]]>
+// ATTN-SAME: ins(%arg0, %arg1, %arg2, %[[SCALE_V]], %[[ADD]] : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x16xf32>, f32, tensor<1x2x8x8xf32>)
+// ATTN: iree_linalg_ext.yield
+// ATTN-NOT: linalg.reduce
+// ATTN: return
+func.func @attention(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
+  %cst = arith.constant dense<-3.40282347E+38> : tensor<1x2x8x8xf32>
+  %cst_0 = arith.constant dense<5.000000e-01> : tensor<1x2x8x8xf32>
+  %0 = "prim.contract"(%q, %k) {spec = "bhqd,bhkd->bhqk"} : (tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x8x8xf32>
+  %1 = "prim.map"(%0, %cst_0) {fn = "mul"} : (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %2 = "prim.iota"() {dim = 0 : i64} : () -> tensor<8x8xi64>
+  %3 = "prim.iota"() {dim = 1 : i64} : () -> tensor<8x8xi64>
+  %4 = "prim.map"(%2, %3) {fn = "ge"} : (tensor<8x8xi64>, tensor<8x8xi64>) -> tensor<8x8xi1>
+  %5 = "prim.broadcast"(%4) {dims = array<i64: 2, 3>} : (tensor<8x8xi1>) -> tensor<1x2x8x8xi1>
+  %6 = "prim.map"(%5, %1, %cst) {fn = "select"} : (tensor<1x2x8x8xi1>, tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %7 = "prim.reduce"(%6) {axes = array<i64: 3>, kind = "max"} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8xf32>
+  %8 = "prim.broadcast"(%7) {dims = array<i64: 0, 1, 2>} : (tensor<1x2x8xf32>) -> tensor<1x2x8x8xf32>
+  %9 = "prim.map"(%6, %8) {fn = "sub"} : (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %10 = "prim.map"(%9) {fn = "exp"} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %11 = "prim.reduce"(%10) {axes = array<i64: 3>, kind = "sum"} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8xf32>
+  %12 = "prim.broadcast"(%11) {dims = array<i64: 0, 1, 2>} : (tensor<1x2x8xf32>) -> tensor<1x2x8x8xf32>
+  %13 = "prim.map"(%10, %12) {fn = "div"} : (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %14 = "prim.contract"(%13, %v) {spec = "bhqk,bhkd->bhqd"} : (tensor<1x2x8x8xf32>, tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32>
+  return %14 : tensor<1x2x8x16xf32>
 }
 
 // -----

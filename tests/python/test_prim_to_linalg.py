@@ -265,3 +265,52 @@ def test_lowered_op_matches_reference(compiled, index):
         np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=rtol, atol=atol)
     else:
         np.testing.assert_array_equal(got, want)
+
+
+# -- attention=true: nn.attention through nn-to-prim, kept whole as iree_linalg_ext.attention --
+ATTENTION_CASES = [  # (id, q, k, v, mask, attrs)
+    ("plain", rand((2, 3, 8, 16)), rand((2, 3, 6, 16)), rand((2, 3, 6, 8)), None, {}),
+    ("causal-scaled", rand((1, 2, 8, 4)), rand((1, 2, 8, 4)), rand((1, 2, 8, 4)), None,
+     {"causal": True, "scale": 0.3}),
+    ("mask-fully-masked-row", rand((1, 2, 4, 8)), rand((1, 2, 5, 8)), rand((1, 2, 5, 3)),
+     np.array([[[[1, 0, 1, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1], [0, 1, 0, 0, 0]]]], bool), {}),
+    ("f16", rand((1, 2, 4, 8), np.float16), rand((1, 2, 6, 8), np.float16), rand((1, 2, 6, 8), np.float16),
+     None, {}),
+]
+
+
+def _attention_module() -> str:
+    funcs = []
+    for i, (_, *arrays, attrs) in enumerate(ATTENTION_CASES):
+        arrays = [a for a in arrays if a is not None]
+        types = [str(TensorType(a.shape, dtype_of(a.dtype))) for a in arrays]
+        out = str(TensorType(arrays[0].shape[:-1] + arrays[2].shape[-1:], dtype_of(arrays[0].dtype)))
+        text = ", ".join(f"{k} = {attr_text(v)}" for k, v in attrs.items())
+        funcs.append(
+            f"func.func @a{i}({', '.join(f'%a{j}: {t}' for j, t in enumerate(types))}) -> {out} {{\n"
+            f"  %0 = \"nn.attention\"({', '.join(f'%a{j}' for j in range(len(types)))}) {{{text}}} "
+            f": ({', '.join(types)}) -> {out}\n  return %0 : {out}\n}}\n")
+    return "".join(funcs)
+
+
+@pytest.fixture(scope="module")
+def attention_compiled():
+    from stepwell import passes
+    if passes.get("nn-to-prim") is None:
+        pytest.skip("nn-to-prim is not available")
+    module = sw.parse(_attention_module(), name="attention-cases.mlir")
+    sw.Pipeline("nn-to-prim,prim-to-linalg{attention=true}").run(module)
+    counts = module.op_counts()
+    assert counts.get("iree_linalg_ext.attention") == len(ATTENTION_CASES), counts
+    assert not any(n.startswith(("prim.", "nn.", "linalg.matmul", "linalg.batch_matmul")) for n in counts), counts
+    return _compile(module)
+
+
+@pytest.mark.parametrize("index", range(len(ATTENTION_CASES)), ids=[c[0] for c in ATTENTION_CASES])
+def test_attention_kept_whole_matches_reference(attention_compiled, index):
+    _, q, k, v, mask, attrs = ATTENTION_CASES[index]
+    inputs = [a for a in (q, k, v, mask) if a is not None]
+    got = np.asarray(attention_compiled(f"a{index}")(*inputs))
+    want = opspec.lookup("nn.attention").evaluate([q, k, v, mask], attrs)[0]
+    rtol, atol = TOLERANCE[dtype_of(want.dtype)]
+    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=rtol, atol=atol)
