@@ -81,3 +81,17 @@ def test_every_subpackage_imports_from_the_wheel(wheel, tmp_path):
                        cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("stepwell-opt ")
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_them():
+    readme = (ROOT / "README.md").read_text().splitlines()
+    assert readme[:4] == [
+        "```",
+        'python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && stepwell demo',
+        "python -m pytest",
+        "```",
+    ]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci[0] == "#!/usr/bin/env bash" and "set -euo pipefail" in ci
+    assert 'pip install -e ".[test]"' in ci and "stepwell demo" in ci and ci[-1] == "python -m pytest"
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
