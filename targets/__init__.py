@@ -52,7 +52,8 @@ def get(target: "str | Target") -> Target:
     if entry is None:
         close = difflib.get_close_matches(name, REGISTRY, n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise StepwellError(f"unknown target '{target}' (known targets: {', '.join(REGISTRY)}){hint}")
+        raise StepwellError(f"unknown target '{target}' "
+                            f"(known targets: {', '.join(REGISTRY)}){hint}")
     return entry.resolve(option if sep else None)
 
 

@@ -70,7 +70,8 @@ class Target:
             raise StepwellError(f"target '{self.spec}' already has an option")
         if not self.options:
             if option is not None:
-                raise StepwellError(f"target '{self.name}' takes no options (got '{self.name}:{option}')")
+                raise StepwellError(f"target '{self.name}' takes no options "
+                                    f"(got '{self.name}:{option}')")
             return self
         name = self.default_option if option is None else option
         why = dict(self.rejected).get(name)

@@ -217,6 +217,15 @@ def test_rocm_module_holds_code_for_the_option():
     assert b"gfx1100" in blob and b"gfx942" not in blob
 
 
+def test_cross_target_executable_refuses_to_run():
+    if sw.targets.host_arch() == "aarch64":
+        pytest.skip("this host is aarch64")
+    exe = Executable(compiled("cpu-aarch64"), "cpu-aarch64")
+    assert exe.function_names == ["main"]
+    with pytest.raises(sw.StepwellError, match="cannot run on target 'cpu-aarch64'.*compile only"):
+        exe(np.ones((4, 8), np.float32), np.ones((8, 3), np.float32))
+
+
 def test_module_for_another_target_is_refused_clearly():
     exe = Executable(compiled("cuda"), "cpu")
     with pytest.raises(sw.StepwellError, match="compiled for a 'cuda' device, not for 'llvm-cpu'"):
