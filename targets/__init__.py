@@ -20,7 +20,7 @@ from stepwell.targets import cpu, cuda, rocm, vulkan
 from stepwell.targets._base import Availability, Capabilities, Option, Target
 
 __all__ = ["Target", "Capabilities", "Option", "Availability", "get", "names", "all_targets",
-           "available", "host_arch"]
+           "available", "detect", "host_arch"]
 
 host_arch = cpu.host_arch
 
@@ -74,3 +74,27 @@ def available(target: "str | Target") -> Availability:
             from stepwell import runtime
             _AVAILABLE[t.driver] = runtime.probe_driver(t.driver)
         return _AVAILABLE[t.driver]
+
+
+_ELF_ARCH = {"x86_64": "x86_64", "arm_64": "aarch64", "riscv_64": "riscv64"}
+
+
+def detect(vmfb: bytes) -> Target | None:
+    """The target a compiled module was most likely built for, from the executable
+    formats it embeds (``embedded-elf-arm_64``, ``cuda-nvptx-fb``, ...); None if it
+    holds no device code or nothing in the table matches."""
+    import re
+    formats = set(re.findall(rb"embedded-elf-\w+|[a-z]+-[a-z]+-fb", bytes(vmfb)))
+    for fmt in sorted(f.decode() for f in formats):
+        if fmt.startswith("embedded-elf-"):
+            arch = _ELF_ARCH.get(fmt[len("embedded-elf-"):])
+            cpus = [t for t in REGISTRY.values() if t.backend == "llvm-cpu" and t.arch == arch]
+            if cpus:
+                # The host target when the code is for this machine, else the cross one.
+                return get(next((t for t in cpus if t.name == "cpu"), cpus[0]))
+        else:
+            family = fmt.split("-", 1)[0]
+            gpu = next((t for t in REGISTRY.values() if t.backend.split("-")[0] == family), None)
+            if gpu is not None:
+                return get(gpu)
+    return None

@@ -326,12 +326,17 @@ class Executable:
 
     # -- files ----------------------------------------------------------------
     @classmethod
-    def load(cls, path, target="cpu") -> "Executable":
+    def load(cls, path, target=None) -> "Executable":
+        """A ``.vmfb`` file; ``target=None`` reads it from the module's device code
+        (``cpu`` when it holds none)."""
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as e:
             raise StepwellError(f"cannot read '{path}': {e.strerror}") from None
+        if target is None:
+            from stepwell import targets
+            target = targets.detect(data) or "cpu"
         exe = cls(data, target)
         exe._vm_module(str(path))  # a bad file fails here, not at the first call
         return exe

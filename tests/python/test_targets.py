@@ -226,6 +226,20 @@ def test_cross_target_executable_refuses_to_run():
         exe(np.ones((4, 8), np.float32), np.ones((8, 3), np.float32))
 
 
+@pytest.mark.parametrize("spec, detected", [
+    ("cpu", "cpu"), ("cpu-aarch64", "cpu-aarch64"), ("cpu-riscv64", "cpu-riscv64"),
+    ("cuda:sm_86", "cuda:sm_80"), ("rocm", "rocm:gfx942"), ("vulkan", "vulkan:llvmpipe"),
+])
+def test_detect_target_of_a_module(spec, detected, tmp_path):
+    if sw.targets.host_arch() != "x86_64":
+        pytest.skip("expectations written for an x86-64 host")
+    vmfb = compiled(spec)
+    assert sw.targets.detect(vmfb).spec == detected
+    (tmp_path / "m.vmfb").write_bytes(vmfb)
+    assert Executable.load(tmp_path / "m.vmfb").target.spec == detected
+    assert sw.targets.detect(b"no device code") is None
+
+
 def test_module_for_another_target_is_refused_clearly():
     exe = Executable(compiled("cuda"), "cpu")
     with pytest.raises(sw.StepwellError, match="compiled for a 'cuda' device, not for 'llvm-cpu'"):
