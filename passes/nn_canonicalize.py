@@ -1,17 +1,4 @@
-"""Fold no-op ``nn`` ops: same-type reshapes/transposes/casts, x*1, x+0, double transposes.
-
-Every rule only fires when the replacement has exactly the type of the value it
-replaces, so no broadcasting is hidden. Before::
-
-    %0 = "nn.transpose"(%x) {permutation = array<i64: 1, 0>} : (tensor<4x8xf32>) -> tensor<8x4xf32>
-    %1 = "nn.transpose"(%0) {permutation = array<i64: 1, 0>} : (tensor<8x4xf32>) -> tensor<4x8xf32>
-    %2 = "nn.mul"(%1, %one) : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
-    return %2 : tensor<4x8xf32>
-
-after (``%one = arith.constant dense<1.0>``)::
-
-    return %x : tensor<4x8xf32>
-"""
+"""The ``nn-canonicalize`` pass: folds of no-op ``nn`` ops, one short rule each."""
 
 from __future__ import annotations
 
@@ -144,10 +131,18 @@ def erase_dead(op, rewriter):
 class NnCanonicalize(Pass):
     """Fold no-op nn ops: same-type reshape/transpose/cast, x*1, x+0, double transpose/reshape.
 
-    ``"nn.transpose"(%x) {permutation = array<i64: 0, 1>}`` becomes ``%x``;
-    ``transpose(transpose(%x, [1, 0]), [1, 0])`` becomes ``%x``;
-    ``"nn.mul"(%x, %ones)`` becomes ``%x`` when ``%ones`` is a splat ``dense<1.0>`` constant
-    and the result type equals ``%x``'s type. Dead nn ops are erased.
+    A rule fires only when the replacement has exactly the type of the value it
+    replaces, so no broadcasting is hidden; unused nn ops (pure) are erased. Before::
+
+        %one = arith.constant dense<1.0> : tensor<4x8xf32>
+        %0 = "nn.transpose"(%x) {permutation = array<i64: 1, 0>} : (tensor<4x8xf32>) -> tensor<8x4xf32>
+        %1 = "nn.transpose"(%0) {permutation = array<i64: 1, 0>} : (tensor<8x4xf32>) -> tensor<4x8xf32>
+        %2 = "nn.mul"(%1, %one) : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+        return %2 : tensor<4x8xf32>
+
+    after::
+
+        return %x : tensor<4x8xf32>
     """
 
     name = "nn-canonicalize"
