@@ -117,9 +117,11 @@ def _kind_of_python(value, kinds: tuple) -> str:
         return "str"
     if isinstance(value, (list, tuple, np.ndarray)):
         return "i64s"
-    if isinstance(value, (int, np.integer)) and "i64" in kinds:
-        return "i64"
-    return "f32" if "f32" in kinds else kinds[0]
+    if isinstance(value, (int, np.integer)):
+        return "i64" if "i64" in kinds or "f32" not in kinds else "f32"
+    if isinstance(value, (float, np.floating)):
+        return "f32"
+    return kinds[0]
 
 
 class Sig:
@@ -233,6 +235,12 @@ class OpSpec:
         for a in attrs:
             if self.attr(a) is None:
                 raise TypeError(f"{self.name} has no attribute '{a}'")
+        attrs = {k: v for k, v in attrs.items() if v is not None}  # None: left out (default)
+        for name, value in attrs.items():
+            spec_attr = self.attr(name)
+            if _kind_of_python(value, spec_attr.kinds) not in spec_attr.kinds:
+                raise TypeError(f"'{self.name}' attribute '{name}' must be {spec_attr.describe()}, "
+                                f"found {value!r}")
         results = None
         if result_type is not None:
             results = [result_type if isinstance(result_type, TensorType)
