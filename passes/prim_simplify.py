@@ -17,6 +17,7 @@ after::
 Constant folding evaluates an op with its numpy reference semantics when all its
 operands are ``arith.constant`` tensors of at most 64 elements (and so is the
 result), or splats of any size for elementwise and shape ops (the result is a splat).
+``prim.iota`` is never folded: recomputing it in a fused loop is cheaper than a load.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ MAX_FOLD_ELEMENTS = 64
 # Ops whose result is a splat whenever all operands are splats.
 SPLAT_PRESERVING = ("prim.map", "prim.cast", "prim.broadcast", "prim.reshape", "prim.transpose",
                     "prim.slice")
+# Generators are cheaper to recompute inside a fused loop than to load (XLA's constant
+# folding skips iota for the same reason): they are never folded to constants.
+NEVER_FOLDED = ("prim.iota",)
 # Ops that are their operand when the result type equals the operand type.
 SAME_TYPE_IS_IDENTITY = ("prim.reshape", "prim.cast", "prim.broadcast", "prim.slice", "prim.reduce",
                          "prim.concat")
@@ -244,7 +248,7 @@ def fold_trivial_select(op, rewriter):
 # an op of small (or splat) constants is the arith.constant its reference semantics computes.
 def fold_constants(op, rewriter):
     results = [TensorType.from_mlir(r.type) for r in op.results]
-    if len(results) != 1 or not _foldable_type(results[0]):
+    if op.name in NEVER_FOLDED or len(results) != 1 or not _foldable_type(results[0]):
         return NO_MATCH
     consts = [_constant(v) for v in op.operands]
     if None in consts:

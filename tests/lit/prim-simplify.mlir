@@ -290,19 +290,24 @@ func.func @fold_large_splats() -> (tensor<64x64x64xf32>, tensor<256x256xi32>, te
 
 // -----
 
-// A small iota folds to its constant.
-// CHECK-LABEL: func.func @fold_iota
-// CHECK-NEXT: %[[C:.+]] = arith.constant dense<{{\[}}[0, 1, 2], [0, 1, 2]]> : tensor<2x3xi32>
-// CHECK-NEXT: return %[[C]]
-func.func @fold_iota() -> tensor<2x3xi32> {
-  %0 = "prim.iota"() {dim = 1 : i64} : () -> tensor<2x3xi32>
-  return %0 : tensor<2x3xi32>
+// An iota is never folded (cheaper to recompute in a fused loop than to load), nor
+// is a comparison of iotas (a causal mask).
+// CHECK-LABEL: func.func @iota_stays
+// CHECK-NEXT: "prim.iota"
+// CHECK-NEXT: "prim.iota"
+// CHECK-NEXT: "prim.map"
+// CHECK-NEXT: return
+func.func @iota_stays() -> tensor<2x3xi1> {
+  %0 = "prim.iota"() {dim = 0 : i64} : () -> tensor<2x3xi32>
+  %1 = "prim.iota"() {dim = 1 : i64} : () -> tensor<2x3xi32>
+  %2 = "prim.map"(%0, %1) {fn = "ge"} : (tensor<2x3xi32>, tensor<2x3xi32>) -> tensor<2x3xi1>
+  return %2 : tensor<2x3xi1>
 }
 
 // -----
 
 // Not folded: a non-splat constant over 64 elements, a reduce of a big splat (not
-// elementwise), an iota over 64 elements and an op with a non-constant operand.
+// elementwise), an iota and an op with a non-constant operand.
 // CHECK-LABEL: func.func @no_fold
 // CHECK: "prim.transpose"
 // CHECK: "prim.reduce"
