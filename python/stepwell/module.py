@@ -45,10 +45,12 @@ class Module:
         verifier.verify(self.operation, self.name)
 
     def op_counts(self) -> dict[str, int]:
-        """How many ops of each name the module holds (module and funcs excluded)."""
+        """How many ops of each name the function bodies hold at their top level
+        (ops nested in a linalg.generic body or a loop are part of their parent)."""
         counts = collections.Counter(
-            op.name for op in verifier.walk(self.operation)
-            if op.name not in ("func.func", "func.return", "builtin.module"))
+            op.operation.name for f in self.body.operations if f.operation.name == "func.func"
+            for block in f.regions[0].blocks for op in block.operations
+            if op.operation.name != "func.return")
         return dict(sorted(counts.items()))
 
     def function_names(self) -> list[str]:
