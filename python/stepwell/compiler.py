@@ -100,11 +100,13 @@ def prepare(module, stage_input: str = "linalg") -> Module:
     elif not isinstance(module, Module):
         raise StepwellError(f"compile expects a stepwell Module or MLIR text, "
                             f"not {type(module).__name__}")
+    lowered = False
     if stage_input == "linalg" and _has_custom_ops(module):
         stages = _stages()
         if stages is not None:
             module = stages.lower(module, to="linalg")
-    check_compilable(module)
+            lowered = True
+    check_compilable(module, lowered=lowered)
     return module
 
 
@@ -122,16 +124,18 @@ def _has_custom_ops(module: Module) -> bool:
     return any(opspec.is_custom(op.name) for op in verifier.walk(module.operation))
 
 
-def check_compilable(module: Module) -> None:
+def check_compilable(module: Module, *, lowered: bool = False) -> None:
     """Raise StepwellError naming every custom (``nn``/``prim``) or unregistered op left:
-    IREE would crash on it."""
+    IREE would crash on it. ``lowered``: the module already went through the lowering."""
     ctx = context()
     diags = []
     for op in verifier.walk(module.operation):
         name = op.name
         if opspec.is_custom(name):
+            how = ("it remains after lowering to linalg" if lowered
+                   else "lower it with sw.lower(m, to=\"linalg\")")
             msg = (f"'{name}' is not lowered to the linalg stage: IREE cannot compile "
-                   f"{name.split('.', 1)[0]} ops (lower with sw.lower(m, to=\"linalg\"))")
+                   f"{name.split('.', 1)[0]} ops ({how})")
         elif not ctx.is_registered_operation(name):
             msg = f"'{name}' is not an op IREE knows (unregistered dialect): it cannot be compiled"
         else:

@@ -249,6 +249,17 @@ def test_leftover_custom_op_is_named(monkeypatch, tmp_path):
     assert msg.startswith(f"{path}:2:8: error:"), msg
 
 
+def test_custom_op_left_by_the_lowering_is_named(monkeypatch):
+    class NoOpStages:  # a lowering that leaves the op in place
+        @staticmethod
+        def lower(module, to):
+            assert to == "linalg"
+            return module
+    monkeypatch.setattr(compiler, "_stages", lambda: NoOpStages)
+    with pytest.raises(sw.StepwellError, match="'nn.relu' .* remains after lowering to linalg"):
+        sw.compile(RELU, target="cpu")
+
+
 def test_check_compilable_finds_nested_and_unregistered_ops():
     text = """func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
   %0 = "foo.bar"(%x) : (tensor<4xf32>) -> tensor<4xf32>
