@@ -280,14 +280,9 @@ def _instrumentation(args):
         print_after: set = dataclasses.field(default_factory=set)
 
         def after(self, step, module, before_text):
-            if step.name in self.print_after and not self.print_after_all and not (
-                    self.print_after_change and before_text != module.print(debuginfo=True)):
+            changed = before_text is not None and before_text != module.print(debuginfo=True)
+            if self.print_after_all or (self.print_after_change and changed) or step.name in self.print_after:
                 self._dump(f"IR Dump After {step.name}", module)
-                return
-            super().after(step, module, before_text)
-
-        def wants_before_text(self) -> bool:
-            return self.print_after_change
 
     def names(values):
         return {n.strip() for v in values for n in v.split(",") if n.strip()}
