@@ -78,6 +78,10 @@ class Emitter:
     def dim(self, value: str, t: TensorType, i: int) -> str:
         return self(f"tensor.dim {value}, {self.index(i)} : {t}")
 
+    def cast(self, value: str, src: TensorType, dst: TensorType) -> str:
+        """``value`` as type ``dst`` (a ``tensor.cast`` when static sizes differ)."""
+        return value if src == dst else self(f"tensor.cast {value} : {src} to {dst}")
+
     def empty(self, t: TensorType, like=()) -> str:
         """``tensor.empty`` of ``t``; dynamic dim i is ``like[i]``: an index value or a
         (value, type, dim) to take the size of."""

@@ -184,7 +184,7 @@ def lower_broadcast(op, e, args):
     dims = _attr(op, "dims")
     added = [d for d in range(res.rank) if d not in dims]
     if not added:
-        return args[0]
+        return e.cast(args[0], x, res)
     if any(res.shape[d] is None for d in added):
         raise Unsupported(f"a dynamic added dimension in {res}")
     init = e.empty(res, {d: (args[0], x, i) for i, d in enumerate(dims)})
@@ -216,7 +216,7 @@ def lower_reduce(op, e, args):
     kind = _attr(op, "kind")
     axes = sorted(a % x.rank for a in _attr(op, "axes"))
     if not axes:
-        return args[0]
+        return e.cast(args[0], x, res)
     kept = [d for d in range(x.rank) if d not in axes]
     init = e.filled(reduce_init(kind, x.dtype), res, {i: (args[0], x, d) for i, d in enumerate(kept)})
     t = x.dtype
@@ -234,7 +234,7 @@ def lower_transpose(op, e, args):
     x, res = _ttype(op.operands[0]), _ttype(op.results[0])
     perm = _attr(op, "permutation")
     if perm == sorted(perm):
-        return args[0]
+        return e.cast(args[0], x, res)
     init = e.empty(res, {i: (args[0], x, p) for i, p in enumerate(perm)})
     return e(f"linalg.transpose ins({args[0]} : {x}) outs({init} : {res}) "
              f"permutation = [{', '.join(map(str, perm))}]")
@@ -334,7 +334,7 @@ def lower_pad(op, e, args):
 
 def _pad(e, value: str, x: TensorType, res: TensorType, low, high, fill) -> str:
     if not any(low) and not any(high):
-        return value
+        return e.cast(value, x, res)
     if not is_float(x.dtype):
         fill = bool(fill) if x.dtype == "i1" else int(fill)
     c = e.const(fill, x.dtype)
@@ -349,7 +349,7 @@ def lower_concat(op, e, args):
     types = [_ttype(v) for v in op.operands]
     res = _ttype(op.results[0])
     if len(args) == 1:
-        return args[0]
+        return e.cast(args[0], types[0], res)
     axis = _attr(op, "axis") % res.rank
     return e(f"tensor.concat dim({axis}) {', '.join(args)} : "
              f"({', '.join(map(str, types))}) -> {res}")

@@ -345,6 +345,19 @@ func.func @conv_grouped(%x: tensor<1x8x8x4xf32>, %w: tensor<3x3x2x6xf32>) -> ten
 
 // -----
 
+// Ops that do nothing forward their operand (through tensor.cast when only static sizes differ).
+// CHECK-LABEL: func.func @identities
+// CHECK-NEXT: %[[C:.*]] = tensor.cast %arg0 : tensor<?x4xf32> to tensor<3x4xf32>
+// CHECK-NEXT: return %arg0, %arg0, %[[C]]
+func.func @identities(%x: tensor<?x4xf32>) -> (tensor<?x4xf32>, tensor<?x4xf32>, tensor<3x4xf32>) {
+  %0 = "prim.transpose"(%x) {permutation = array<i64: 0, 1>} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %1 = "prim.reduce"(%0) {kind = "sum", axes = array<i64>} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %2 = "prim.broadcast"(%1) {dims = array<i64: 0, 1>} : (tensor<?x4xf32>) -> tensor<3x4xf32>
+  return %0, %1, %2 : tensor<?x4xf32>, tensor<?x4xf32>, tensor<3x4xf32>
+}
+
+// -----
+
 // The causal attention chain nn-to-prim emits. By default it lowers op by op; with
 // attention=true it becomes one iree_linalg_ext.attention whose mask is additive.
 // CHECK-LABEL: func.func @attention
