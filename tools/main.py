@@ -28,7 +28,9 @@ def subcommand_modules() -> list[str]:
 def _broken(name: str, error: BaseException):
     """A stand-in subcommand for a module that failed to import: running it reports why."""
     def run(args) -> int:
-        raise RuntimeError(f"subcommand '{name}' is unavailable: {type(error).__name__}: {error}")
+        from stepwell.diagnostics import StepwellError
+        raise StepwellError(f"subcommand '{name}' is unavailable: {type(error).__name__}: {error} "
+                            "(reinstall: pip install -e '.[test]')")
     return run
 
 

@@ -445,3 +445,35 @@ def test_internal_error_outside_a_pass(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(src), "--debug"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 1 and "Traceback" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# The `stepwell` dispatcher shares the error handling
+# ---------------------------------------------------------------------------
+def test_stepwell_dispatcher(capsys):
+    from stepwell.tools import main
+    assert "version" in [m[len("cmd_"):] for m in main.subcommand_modules()]
+    assert main.main(["version"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith(f"stepwell {stepwell.__version__}\n") and "iree-base-compiler" in out
+    assert main.main([]) == 1
+    assert "<command>" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main.main(["no-such-command"])
+    assert info.value.code == 1
+    assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
+
+
+def test_stepwell_broken_subcommand_is_contained(tmp_path):
+    # A cmd_ module that fails to import only breaks its own subcommand.
+    code = ("import sys, types, stepwell.tools.main as m\n"
+            "real = m.subcommand_modules\n"
+            "m.subcommand_modules = lambda: real() + ['cmd_zz_broken']\n"
+            "sys.modules['stepwell.tools.cmd_zz_broken'] = None\n"
+            "sys.exit(m.main(sys.argv[1:]))\n")
+    r = subprocess.run([sys.executable, "-c", code, "version"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("stepwell ")
+    r = subprocess.run([sys.executable, "-c", code, "zz-broken"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    (line,) = error_lines(r.stderr)
+    assert line.startswith("error: subcommand 'zz-broken' is unavailable: ModuleNotFoundError: ")
