@@ -50,14 +50,11 @@ def _ttype(value) -> TensorType:
 
 
 def _attr(op, name, default=None):
+    """An attribute as a Python value (``default`` when left out)."""
     if name not in op.attributes:
         return default
     attr = op.attributes[name]
-    if isinstance(attr, ir.DenseI64ArrayAttr):
-        return [int(v) for v in attr]
-    if isinstance(attr, ir.StringAttr):
-        return attr.value
-    return attr.value
+    return [int(v) for v in attr] if isinstance(attr, ir.DenseI64ArrayAttr) else attr.value
 
 
 # -- contract ----------------------------------------------------------------------
