@@ -34,8 +34,9 @@ class _Plan:
     vector sizes to mask to (dynamic tiles only)."""
 
     def __init__(self, tag: int, name: str, tiles: list[int], vsizes: list[int] | None,
-                 peel: list[int] = (), decompose: bool = False):
+                 peel: list[int] = (), decompose: bool = False, ranges=()):
         self.tag, self.name, self.tiles, self.vsizes = tag, name, tiles, vsizes
+        self.ranges = list(ranges)  # static loop sizes (None: dynamic)
         self.peel = list(peel)      # loop dims whose last tile is partial
         self.decompose = decompose  # 2-D convolution tiles become 1-D ones first
 
@@ -192,6 +193,16 @@ class LinalgVectorize(Pass):
         finally:
             self._untag(module)
 
+    def plan(self, module) -> list[tuple[str, list, list[int]]]:
+        """What :meth:`run` would do, without doing it: ``(op name, loop sizes, tile
+        sizes)`` for each op it would tile, in IR order (for reports and tuning)."""
+        tagged = self._tag(module)
+        try:
+            plans = self._plans(module, tagged) if tagged else []
+        finally:
+            self._untag(module)
+        return [(p.name, p.ranges, p.tiles) for p in sorted(plans, key=lambda p: p.tag)]
+
     # -- which ops, which sizes ------------------------------------------------
 
     def _tag(self, module) -> dict[int, str]:
@@ -239,7 +250,7 @@ class LinalgVectorize(Pass):
                 log.info("linalg-vectorize: skipping %s (a dynamic loop is not tiled)", name)
                 continue
             plans.append(_Plan(tag, name, tiles, vsizes, tiling.peeled_loops(tiles, ranges),
-                               decompose=convolution is not None))
+                               decompose=convolution is not None, ranges=ranges))
         return plans
 
     # -- running the transform script ------------------------------------------
