@@ -186,8 +186,8 @@ class LinalgVectorize(Pass):
         tagged = self._tag(module)
         if not tagged:
             return
-        plans = self._plans(module, tagged)
         try:
+            plans = self._plans(module, tagged)
             if plans:
                 self._apply(module, plans)
         finally:
