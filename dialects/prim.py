@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stepwell.dialects._common import norm_axis, num_elements, same_dtype
+from stepwell.dialects._common import conv2d_nhwc, norm_axis, num_elements, same_dtype
 from stepwell.opspec import Attr, Operand, check, fail, op
 from stepwell.types import TensorType, is_float
 
@@ -307,26 +307,6 @@ def conv_output_shape(x: TensorType, w: TensorType, strides, padding, dilation, 
     return (n, out[0], out[1], co)
 
 
-def conv_reference(x, w, strides, padding, dilation, groups):
-    """Grouped, strided, dilated 2-D convolution in numpy (f32 accumulation)."""
-    acc = np.float32 if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else np.int64
-    x = np.pad(x.astype(acc), [(0, 0), (padding[0], padding[1]), (padding[2], padding[3]), (0, 0)])
-    w = w.astype(acc)
-    kh, kw, ci, co = w.shape
-    n, h, wd, _ = x.shape
-    oh = (h - (kh - 1) * dilation[0] - 1) // strides[0] + 1
-    ow = (wd - (kw - 1) * dilation[1] - 1) // strides[1] + 1
-    out = np.zeros((n, oh, ow, co), acc)
-    cog = co // groups
-    for i in range(kh):
-        for j in range(kw):
-            hs, ws = i * dilation[0], j * dilation[1]
-            patch = x[:, hs:hs + (oh - 1) * strides[0] + 1:strides[0], ws:ws + (ow - 1) * strides[1] + 1:strides[1], :]
-            for g in range(groups):
-                out[..., g * cog:(g + 1) * cog] += patch[..., g * ci:(g + 1) * ci] @ w[i, j, :, g * cog:(g + 1) * cog]
-    return out
-
-
 def _conv_infer(s):
     dtype = same_dtype(s.x, s.w)
     return TensorType(conv_output_shape(s.x, s.w, s.strides, s.padding, s.dilation, s.groups), dtype)
@@ -337,4 +317,5 @@ op("prim.conv", "2-D convolution, NHWC input, HWIO weight, explicit padding (top
    attrs=[Attr("strides", "i64s", (1, 1)), Attr("padding", "i64s", (0, 0, 0, 0)),
           Attr("dilation", "i64s", (1, 1)), Attr("groups", "i64", 1)],
    infer=_conv_infer,
-   reference=lambda s, x, w: conv_reference(x, w, s.strides, s.padding, s.dilation, s.groups))
+   reference=lambda s, x, w: conv2d_nhwc(x, w, s.strides, [s.padding[:2], s.padding[2:]],
+                                         s.dilation, s.groups))
