@@ -20,6 +20,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SUBPACKAGES = ["stepwell", "stepwell.dialects", "stepwell.passes", "stepwell.pipelines",
                "stepwell.targets", "stepwell.tools"]
+try:  # and whatever else pyproject.toml lists (Python >= 3.11)
+    import tomllib
+    with open(ROOT / "pyproject.toml", "rb") as _f:
+        _listed = tomllib.load(_f)["tool"]["setuptools"]["packages"]
+    SUBPACKAGES += [p for p in _listed if p not in SUBPACKAGES]
+except ImportError:
+    pass
 # Source folder of each package, as pyproject.toml's package-dir maps them.
 SOURCES = {"stepwell": "python/stepwell", "stepwell.dialects": "dialects", "stepwell.passes": "passes",
            "stepwell.pipelines": "pipelines", "stepwell.targets": "targets", "stepwell.tools": "tools"}
