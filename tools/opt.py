@@ -4,6 +4,8 @@
     stepwell-opt --to-linalg model.mlir
     stepwell-opt --split-input-file --verify-diagnostics invalid.mlir
     cat model.mlir | stepwell-opt -p nn-to-prim --print-ir-after-change
+    stepwell-opt --check-numerics --to-linalg model.mlir     # names a pass that changes results
+    stepwell-opt --stablehlo-to-nn exported.stablehlo.mlir   # StableHLO input (jax.export, ...)
 
 Errors are ``file:line:col: error: ...`` lines on stderr and exit status 1; the
 output file is only written (atomically) when everything succeeded.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
+import json
 import pkgutil
 import re
 import sys
@@ -92,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     ir_print.add_argument("--mlir-print-debuginfo", action="store_true", help="print locations")
     p.add_argument("--timing", "--mlir-timing", action="store_true",
                    help="print a per-pass wall-time report to stderr")
+    p.add_argument("--input-type", choices=("auto", "nn", "stablehlo"), default="auto",
+                   help="what the input holds: 'stablehlo' (e.g. from jax.export or another "
+                        "framework: single-device Shardy annotations are removed), 'nn' (taken as "
+                        "is), 'auto' (default: 'stablehlo' when it holds StableHLO ops)")
+    p.add_argument("--check-numerics", action="store_true",
+                   help="run the module (@main, else each public function) on seeded random inputs "
+                        "before and after every pass (numpy references while nn/prim ops remain, "
+                        "IREE on the host CPU after) and fail on the first pass that changes the "
+                        "results; a report goes to stderr")
+    p.add_argument("--check-numerics-seed", type=int, default=0, metavar="N",
+                   help="seed of --check-numerics' random inputs (default 0)")
     p.add_argument("--no-verify-each", dest="verify_each", action="store_false",
                    help="do not verify the IR after every pass (it is still verified on input)")
     p.add_argument("--reproducer-dir", metavar="DIR",
@@ -348,16 +361,23 @@ class _Collector:
 def _process(text: str, name: str, pipeline, args, timings: dict) -> str:
     """Parse, verify, run the pipeline on one buffer; returns the printed result."""
     from stepwell.module import parse
+    from stepwell.stablehlo_input import has_stablehlo, strip_shardy
     start = time.perf_counter()
     module = parse(text, name=name)
+    if args.input_type == "stablehlo" or (args.input_type == "auto" and has_stablehlo(module)):
+        strip_shardy(module)
     timings["(parse + verify)"] = timings.get("(parse + verify)", 0.0) + time.perf_counter() - start
     try:
         pipeline.run(module)
     finally:
         for step, seconds in pipeline.timings:
             timings[step] = timings.get(step, 0.0) + seconds
+        if args.check_numerics:
+            sys.stderr.write("".join(f"{c}\n" for c in pipeline.numerics_report))
     start = time.perf_counter()
     out = module.print(generic=args.mlir_print_op_generic, debuginfo=args.mlir_print_debuginfo)
+    if args.mlir_print_debuginfo:  # the parser names every buffer "-": show the input's name
+        out = out.replace('loc("-":', "loc(" + json.dumps(name) + ":")
     timings["(output)"] = timings.get("(output)", 0.0) + time.perf_counter() - start
     return out if out.endswith("\n") else out + "\n"
 
@@ -388,7 +408,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     # The pipeline is checked before the input is read, as mlir-opt does.
     pipeline = Pipeline(",".join(args.pipeline or []), verify_each=args.verify_each,
-                        instrumentation=_instrumentation(args), reproducer_dir=args.reproducer_dir)
+                        instrumentation=_instrumentation(args), reproducer_dir=args.reproducer_dir,
+                        check_numerics=args.check_numerics, numerics_seed=args.check_numerics_seed)
     source = read_source(args.input)
     name = "<stdin>" if args.input == "-" else args.input
     chunks = split_input(source) if args.split_input_file else [source]

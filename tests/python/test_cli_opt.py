@@ -182,7 +182,7 @@ def test_generic_and_debuginfo(tmp_path, capsys):
     rc, out, _ = call(capsys, src, "--mlir-print-op-generic")
     assert rc == 0 and '"func.func"()' in out and '"func.return"' in out
     rc, out, _ = call(capsys, src, "--mlir-print-debuginfo")
-    assert rc == 0 and "loc(" in out
+    assert rc == 0 and f'loc("{src}":2:' in out and 'loc("-"' not in out
 
 
 def test_split_input_file(tmp_path, capsys):
