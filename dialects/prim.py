@@ -80,6 +80,13 @@ def _idiv(a, b):
     return a / b
 
 
+def _shr_u(a, b):
+    """Logical shift right (arith.shrui): the bits as unsigned."""
+    a = np.asarray(a)
+    u = np.dtype(f"u{a.dtype.itemsize}")
+    return np.right_shift(a.view(u), np.asarray(b).astype(u)).view(a.dtype)
+
+
 # fn name -> (arity, float only, numpy semantics); comparisons return i1.
 MAP_FNS = {
     "neg": (1, False, np.negative), "abs": (1, False, np.abs),
@@ -94,12 +101,16 @@ MAP_FNS = {
     # logical on i1, bitwise on integers (arith.andi/ori/xori, jax.lax.bitwise_*)
     "and": (2, False, np.bitwise_and), "or": (2, False, np.bitwise_or),
     "xor": (2, False, np.bitwise_xor),
+    # shifts on integers (arith.shli/shrsi/shrui); round is half to even (math.roundeven)
+    "shl": (2, False, np.left_shift), "shr_s": (2, False, np.right_shift), "shr_u": (2, False, _shr_u),
+    "round": (1, True, np.round),
     "eq": (2, False, np.equal), "ne": (2, False, np.not_equal), "lt": (2, False, np.less),
     "le": (2, False, np.less_equal), "gt": (2, False, np.greater), "ge": (2, False, np.greater_equal),
     "select": (3, False, np.where),
 }
 COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
 LOGICAL = ("and", "or", "xor", "not")
+SHIFTS = ("shl", "shr_s", "shr_u")
 
 
 def _map_infer(s):
@@ -115,6 +126,8 @@ def _map_infer(s):
     check(not float_only or is_float(dtype), f"fn '{s.fn}' needs a float element type, found {dtype}")
     check(s.fn not in LOGICAL or dtype == "i1" or not is_float(dtype),
           f"fn '{s.fn}' needs an integer or i1 element type, found {dtype}")
+    check(s.fn not in SHIFTS or (dtype != "i1" and not is_float(dtype)),
+          f"fn '{s.fn}' needs an integer element type, found {dtype}")
     return xs[0].with_dtype("i1" if s.fn in COMPARISONS else dtype)
 
 

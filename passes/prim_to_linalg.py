@@ -110,11 +110,13 @@ def _narrow(e, value: str, acc: TensorType, res: TensorType) -> str:
 
 _FLOAT_UNARY = {"exp": "math.exp", "log": "math.log", "tanh": "math.tanh", "erf": "math.erf",
                 "sqrt": "math.sqrt", "rsqrt": "math.rsqrt", "sin": "math.sin", "cos": "math.cos",
-                "floor": "math.floor", "ceil": "math.ceil", "abs": "math.absf", "neg": "arith.negf"}
+                "floor": "math.floor", "ceil": "math.ceil", "abs": "math.absf", "neg": "arith.negf",
+                "round": "math.roundeven"}
 _FLOAT_BINARY = {"add": "addf", "sub": "subf", "mul": "mulf", "div": "divf", "max": "maximumf",
                  "min": "minimumf", "rem": "remf"}
 _INT_BINARY = {"add": "addi", "sub": "subi", "mul": "muli", "div": "divsi", "max": "maxsi",
                "min": "minsi", "rem": "remsi"}
+_SHIFTS = {"shl": "shli", "shr_s": "shrsi", "shr_u": "shrui"}
 _BOOL_BINARY = {"add": "ori", "mul": "andi", "sub": "xori", "max": "ori", "min": "andi", "div": "andi"}
 # ne is unordered (true on NaN) like numpy and JAX; the others are ordered.
 _CMPF = {"eq": "oeq", "ne": "une", "lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge"}
@@ -147,6 +149,8 @@ def scalar_fn(s, fn: str, xs, t: str) -> str:
     else:
         if fn in ("and", "or", "xor"):  # logical on i1, bitwise on integers
             return s(f"arith.{fn}i {xs[0]}, {xs[1]} : {t}")
+        if fn in _SHIFTS and t != "i1":
+            return s(f"arith.{_SHIFTS[fn]} {xs[0]}, {xs[1]} : {t}")
         if fn == "not":
             return s(f"arith.xori {xs[0]}, {s.const(True if t == 'i1' else -1, t)} : {t}")
         if t == "i1" and fn in _BOOL_BINARY:  # numpy's bool arithmetic: add is or, mul is and

@@ -313,6 +313,7 @@ def op(name: str, summary: str, *, operands=(), attrs=(), infer=None, reference=
 
 def load_dialects() -> None:
     import stepwell.dialects.nn  # noqa: F401
+    import stepwell.dialects.nn_quant  # noqa: F401
     import stepwell.dialects.prim  # noqa: F401
 
 

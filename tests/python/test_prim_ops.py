@@ -336,6 +336,8 @@ JAX_MAP = {
     "add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "div": jax.lax.div, "max": jnp.maximum,
     "min": jnp.minimum, "pow": jnp.power, "rem": jax.lax.rem,
     "and": jax.lax.bitwise_and, "or": jax.lax.bitwise_or, "xor": jax.lax.bitwise_xor,
+    "shl": jax.lax.shift_left, "shr_s": jax.lax.shift_right_arithmetic,
+    "shr_u": jax.lax.shift_right_logical, "round": jnp.round,
     "eq": jnp.equal, "ne": jnp.not_equal, "lt": jnp.less, "le": jnp.less_equal, "gt": jnp.greater,
     "ge": jnp.greater_equal, "select": jax.lax.select,
 }
@@ -347,6 +349,8 @@ def map_dtypes(fn):
     arity, float_only, _ = MAP_FNS[fn]
     if fn in ("and", "or", "xor", "not"):
         return ["i1", "i32"]
+    if fn in ("shl", "shr_s", "shr_u"):
+        return ["i8", "i32"]
     if fn == "select":
         return ["f32", "i32"]
     return ["f32", "f16"] if float_only else ["f32", "i32"]
@@ -357,6 +361,8 @@ def map_operand(rng, fn, dtype, shape, index, arity):
     if dtype == "i1" or (fn == "select" and index == 0):
         return rng.integers(0, 2, shape).astype(np.bool_)
     if dtype in ("i32", "i8"):
+        if fn in ("shl", "shr_s", "shr_u") and index == 1:  # shift amounts below the bit width
+            return rng.integers(0, 8, shape).astype(np_dtype)
         if fn in NONZERO_RHS and index == arity - 1:
             return (rng.integers(1, 10, shape) * rng.choice([-1, 1], shape)).astype(np_dtype)
         return rng.integers(-50, 51, shape).astype(np_dtype)

@@ -77,6 +77,9 @@ I8 = rand((4, 6), np.int8, -100, 100)
 for fn in ("add", "mul", "max", "neg"):
     case(f"map-{fn}-i8", "map", [I8, rand((4, 6), np.int8, -100, 100)][:1 if fn == "neg" else 2], fn=fn)
 case("map-add-i64", "map", [rand((5,), np.int64, -9, 9), rand((5,), np.int64, -9, 9)], fn="add")
+for fn in ("shl", "shr_s", "shr_u"):  # int4 (un)packing: shift amounts in [0, 8)
+    case(f"map-{fn}-i8", "map", [I8, rand((4, 6), np.int8, 0, 7)], fn=fn)
+case("map-round-f32", "map", [np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.2, -3.7], np.float32)], fn="round")
 B1, B2 = rand((8,), bool), rand((8,), bool)
 case("map-not-i1", "map", [B1], fn="not")
 for fn in ("and", "or", "xor", "eq", "ne", "lt", "ge", "max", "min"):
