@@ -32,6 +32,7 @@ _LAZY = {
     "testing": ("stepwell.testing", None),
     "targets": ("stepwell.targets", None),
     "interpreter": ("stepwell.interpreter", None),
+    "cache": ("stepwell.cache", None),
 }
 
 

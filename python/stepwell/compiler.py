@@ -7,24 +7,36 @@ The module goes down the stage ladder to ``linalg`` (when ``stepwell.stages`` ca
 do it), is checked for leftover custom ops (IREE crashes on them: we name them
 instead), and is handed to ``iree-compile`` with the target's flags. Compiler
 failures become :class:`StepwellError` with IREE's own error lines.
+
+StableHLO (from JAX, or a file) goes to IREE as such: a module holding StableHLO
+ops is compiled with ``--iree-input-type=stablehlo`` (IREE's StableHLO input
+conversion leaves linalg alone, so raised ``nn``/``prim`` ops lowered to linalg and
+leftover StableHLO compile together). Ops IREE 3.13 is known to fail or crash on
+are named first (``stepwell.stablehlo_input``); a compiler that still dies by a
+signal is reported as one error naming the op from its stack dump.
+
+``iree-compile`` runs as a subprocess (``iree.compiler.tools.compile_str``), so a
+compiler crash never takes Python down. Results are cached in memory and on disk
+(``stepwell.cache``: ``STEPWELL_CACHE_DIR``, ``STEPWELL_NO_CACHE=1``).
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
 import re
 import threading
 
-from stepwell import opspec, verifier
+from stepwell import cache as disk_cache
+from stepwell import opspec, stablehlo_input, verifier
 from stepwell.diagnostics import Diagnostic, StepwellError, at
 from stepwell.ir import context, iree_tools
 from stepwell.module import Module, parse
 
-__all__ = ["compile", "compile_to", "compile_vmfb", "check_compilable", "clear_cache"]
+__all__ = ["compile", "compile_to", "compile_vmfb", "check_compilable", "clear_cache",
+           "input_type"]
 
-# stage_input -> IREE --iree-input-type
-_INPUT_TYPES = {"linalg": "auto", "stablehlo": "stablehlo"}
+# stage_input -> IREE --iree-input-type ("auto": StableHLO if the module holds any)
+_INPUT_TYPES = {"auto": None, "linalg": "auto", "stablehlo": "stablehlo"}
 # stepwell stage -> IREE --compile-to phase
 _IREE_PHASES = {"dispatch": "flow"}
 
@@ -40,29 +52,39 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def compile(module, target="cpu", *, flags=(), stage_input: str = "linalg"):
+def compile(module, target="cpu", *, flags=(), stage_input: str = "auto", cache: bool | None = None):
     """Compile ``module`` (a :class:`Module` or MLIR text) for ``target``.
 
-    ``stage_input`` says what is handed to IREE: ``"linalg"`` (default: ``nn``/``prim``
-    ops are lowered to linalg first) or ``"stablehlo"`` (StableHLO, e.g. from JAX,
-    passed as is). ``flags`` are extra ``iree-compile`` flags, after the target's.
+    ``nn``/``prim`` ops are lowered to linalg first. ``stage_input`` says what IREE
+    is handed: ``"auto"`` (default: StableHLO input when the module holds StableHLO
+    ops, e.g. from JAX, else linalg), ``"linalg"`` or ``"stablehlo"``. ``flags`` are
+    extra ``iree-compile`` flags, after the target's. ``cache``: use the on-disk
+    compilation cache (None: yes, unless ``STEPWELL_NO_CACHE=1``).
     """
     from stepwell import targets
     from stepwell.runtime import Executable
     tgt = targets.get(target)
-    vmfb = compile_vmfb(module, tgt, flags=flags, stage_input=stage_input)
+    vmfb = compile_vmfb(module, tgt, flags=flags, stage_input=stage_input, cache=cache)
     return Executable(vmfb, tgt)
 
 
-def compile_vmfb(module, target="cpu", *, flags=(), stage_input: str = "linalg") -> bytes:
+def compile_vmfb(module, target="cpu", *, flags=(), stage_input: str = "auto",
+                 cache: bool | None = None) -> bytes:
     """Like :func:`compile`, returning the ``.vmfb`` bytes."""
     from stepwell import targets
     tgt = targets.get(target)
     m = prepare(module, stage_input)
-    return _run_iree(m, tgt, _flags(flags), _INPUT_TYPES[stage_input])
+    return _run_iree(m, tgt, _flags(flags), input_type(m, stage_input), cache=cache)
 
 
-def compile_to(module, stage: str, *, target="cpu", flags=(), stage_input: str = "linalg"):
+def input_type(module: Module, stage_input: str = "auto") -> str:
+    """IREE's ``--iree-input-type`` for a prepared module."""
+    if stage_input == "stablehlo" or stablehlo_input.has_stablehlo(module):
+        return "stablehlo"
+    return _INPUT_TYPES[stage_input] or "auto"
+
+
+def compile_to(module, stage: str, *, target="cpu", flags=(), stage_input: str = "auto"):
     """IREE's view of a module at a stage past ``linalg``: ``"dispatch"`` gives the
     flow-level IR (dispatch regions) as text, ``"vmfb"`` the compiled bytes."""
     from stepwell import targets
@@ -74,7 +96,7 @@ def compile_to(module, stage: str, *, target="cpu", flags=(), stage_input: str =
                             f"(IREE stages: {', '.join([*_IREE_PHASES, 'vmfb'])})")
     m = prepare(module, stage_input)
     extra = (*_flags(flags), f"--compile-to={_IREE_PHASES[stage]}")
-    return _run_iree(m, tgt, extra, _INPUT_TYPES[stage_input]).decode("utf-8")
+    return _run_iree(m, tgt, extra, input_type(m, stage_input)).decode("utf-8")
 
 
 def _flags(flags) -> tuple[str, ...]:
@@ -89,8 +111,9 @@ def _flags(flags) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------
-def prepare(module, stage_input: str = "linalg") -> Module:
-    """The module as IREE will get it: parsed, lowered to linalg if needed, checked."""
+def prepare(module, stage_input: str = "auto") -> Module:
+    """The module as IREE will get it: parsed, lowered to linalg if needed, checked
+    (custom ops, Shardy annotations, StableHLO that IREE cannot compile)."""
     if stage_input not in _INPUT_TYPES:
         raise StepwellError(f"unknown stage_input '{stage_input}' "
                             f"(one of: {', '.join(_INPUT_TYPES)})")
@@ -101,11 +124,15 @@ def prepare(module, stage_input: str = "linalg") -> Module:
         raise StepwellError(f"compile expects a stepwell Module or MLIR text, "
                             f"not {type(module).__name__}")
     lowered = False
-    if stage_input == "linalg" and _has_custom_ops(module):
+    if _has_custom_ops(module):
         stages = _stages()
         if stages is not None:
             module = stages.lower(module, to="linalg")
             lowered = True
+    if any(op.name.startswith("sdy.") for op in verifier.walk(module.operation)):
+        if not lowered:
+            module = module.clone()
+        stablehlo_input.strip_shardy(module)
     check_compilable(module, lowered=lowered)
     return module
 
@@ -125,8 +152,9 @@ def _has_custom_ops(module: Module) -> bool:
 
 
 def check_compilable(module: Module, *, lowered: bool = False) -> None:
-    """Raise StepwellError naming every custom (``nn``/``prim``) or unregistered op left:
-    IREE would crash on it. ``lowered``: the module already went through the lowering."""
+    """Raise StepwellError naming every custom (``nn``/``prim``) or unregistered op left
+    (IREE would crash on it) and every StableHLO op IREE is known to fail on.
+    ``lowered``: the module already went through the lowering."""
     ctx = context()
     diags = []
     for op in verifier.walk(module.operation):
@@ -143,23 +171,29 @@ def check_compilable(module: Module, *, lowered: bool = False) -> None:
         diags.append(at(op.location, msg, display_name=module.name))
     if diags:
         raise StepwellError(diags)
+    stablehlo_input.check_supported(module)
 
 
 # ---------------------------------------------------------------------------
-def _run_iree(module: Module, target, flags: tuple, input_type: str) -> bytes:
+def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: bool | None = None) -> bytes:
     text = module.print(debuginfo=True)
     all_flags = [*target.flags, *flags]
-    key = hashlib.sha256("\0".join([text, target.backend, input_type, *all_flags])
-                         .encode()).hexdigest()
+    # Locations do not change the code: a function moved in its file is the same key.
+    key = disk_cache.key(module.print(), target.spec, target.backend, input_type, all_flags)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    try:
-        out = iree_tools.compile_str(text, target_backends=[target.backend],
-                                     extra_args=all_flags, input_type=input_type)
-    except iree_tools.CompilerToolError as e:
-        raise StepwellError(iree_diagnostics(str(e), module.name, target)) from None
+    use_disk = disk_cache.enabled(cache)
+    out = disk_cache.get(key) if use_disk else None
+    if out is None:
+        try:
+            out = iree_tools.compile_str(text, target_backends=[target.backend],
+                                         extra_args=all_flags, input_type=input_type)
+        except iree_tools.CompilerToolError as e:
+            raise StepwellError(iree_diagnostics(str(e), module.name, target, module=module)) from None
+        if use_disk:
+            disk_cache.put(key, out)
     if len(out) <= _CACHE_ENTRY_MAX:
         with _CACHE_LOCK:
             _CACHE[key] = out
@@ -173,9 +207,16 @@ _DIAG_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+)(?::(?P<col>\d+))?: "
 _MAX_ERRORS = 5
 
 
-def iree_diagnostics(stderr: str, name: str, target) -> list[Diagnostic]:
+_ILLEGAL = re.compile(r"(failed to legalize operation '[\w.]+')(?: that was explicitly marked illegal)?:? .*")
+
+
+def iree_diagnostics(stderr: str, name: str, target, *, module: Module | None = None) -> list[Diagnostic]:
     """IREE's first error lines (with their notes) as diagnostics, ``-``/``<stdin>``
-    shown as ``name``; a crash is reported as one."""
+    shown as ``name``; a crash is reported as one error naming the op (from the
+    stack dump) where ``module`` is given."""
+    code = re.search(r"Error code: (-?\d+)", stderr)
+    if code and int(code[1]) < 0 and module is not None:
+        return stablehlo_input.crash_diagnostics(stderr, module, target.spec, -int(code[1]))
     body = stderr.split("Diagnostics:", 1)[-1].split("Invoked with:", 1)[0]
     diags: list[Diagnostic] = []
     errors = 0
@@ -194,10 +235,10 @@ def iree_diagnostics(stderr: str, name: str, target) -> list[Diagnostic]:
             file, line_no, col = name, None, None
         elif file in ("-", "<stdin>"):
             file = name
-        diags.append(Diagnostic(f"iree-compile: {m['msg']}", m["sev"], file, line_no, col))
+        msg = _ILLEGAL.sub(r"\1 (IREE has no lowering for it here)", m["msg"])
+        diags.append(Diagnostic(f"iree-compile: {msg}", m["sev"], file, line_no, col))
     if diags:
         return diags
-    code = re.search(r"Error code: (-?\d+)", stderr)
     tail = [ln.strip() for ln in body.splitlines() if ln.strip()][:3]
     what = (f"iree-compile crashed (signal {-int(code[1])})" if code and int(code[1]) < 0
             else f"iree-compile failed (exit code {code[1]})" if code else "iree-compile failed")

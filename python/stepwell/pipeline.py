@@ -216,7 +216,13 @@ class Pipeline:
     """A parsed pass pipeline: ``sw.Pipeline("nn-to-prim,prim-to-linalg").run(m)``."""
 
     def __init__(self, text: str, *, verify_each: bool = True, snapshots: bool = False,
-                 instrumentation: Instrumentation | None = None, reproducer_dir: str | None = None):
+                 instrumentation: Instrumentation | None = None, reproducer_dir: str | None = None,
+                 check_numerics: bool = False, inputs=None, numerics_seed: int = 0,
+                 numerics_target: str = "cpu"):
+        """``check_numerics``: evaluate the module before and after every pass on the
+        same inputs (``inputs``: arrays for @main, or ``{function: arrays}``; default
+        seeded random) and raise on the first pass that changes its results
+        (``stepwell.numerics_check``); the report is kept in ``numerics_report``."""
         self.text = text.strip()
         self.steps = flatten(parse_elements(self.text)) if self.text else []
         self.verify_each = verify_each
@@ -225,6 +231,11 @@ class Pipeline:
         self.reproducer_dir = reproducer_dir
         self.snapshots: list[tuple[str, str]] = []  # (pass name, IR after it)
         self.timings: list[tuple[str, float]] = []  # (pass name, seconds)
+        self.check_numerics = check_numerics
+        self.inputs = inputs
+        self.numerics_seed = numerics_seed
+        self.numerics_target = numerics_target
+        self.numerics_report: list = []  # numerics_check.Check per pass
 
     def __str__(self) -> str:
         return "builtin.module(" + ",".join(s.text for s in self.steps) + ")"
@@ -234,6 +245,12 @@ class Pipeline:
         self.snapshots, self.timings = [], []
         if self.keep_snapshots:
             self.snapshots.append(("input", module.print()))
+        checker = None
+        if self.check_numerics:
+            from stepwell.numerics_check import NumericsChecker
+            checker = NumericsChecker(self.inputs, seed=self.numerics_seed, target=self.numerics_target)
+            self.numerics_report = checker.report
+            checker.start(module)
         for i, step in enumerate(self.steps):
             inst = self.instrumentation
             if inst:
@@ -262,6 +279,8 @@ class Pipeline:
                         Diagnostic(f"the IR is invalid after pass '{step.name}'", "note")])
             if inst:
                 inst.after(step, module, before if inst.wants_before_text() else None)
+            if checker is not None:
+                checker.after(step.name, module)
             if self.keep_snapshots:
                 self.snapshots.append((step.name, module.print()))
         return module

@@ -48,6 +48,7 @@ config.substitutions.append(("%python", shlex.quote(python)))
 # `not` is lit's builtin (internal shell): `not stepwell-opt bad.mlir` passes on exit 1.
 
 config.environment["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
-for var in ("HOME", "TMPDIR", "PYTHONPATH", "LD_LIBRARY_PATH", "STEPWELL_REPRO_DIR"):
+for var in ("HOME", "TMPDIR", "PYTHONPATH", "LD_LIBRARY_PATH", "STEPWELL_REPRO_DIR",
+            "STEPWELL_CACHE_DIR", "STEPWELL_NO_CACHE", "XDG_CACHE_HOME"):
     if var in os.environ:
         config.environment[var] = os.environ[var]

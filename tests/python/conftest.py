@@ -1,13 +1,32 @@
-"""Shared pytest setup: hypothesis profiles.
+"""Shared pytest setup: hypothesis profiles, and a private compilation cache.
 
 ``ci`` (default): 10 derandomized examples per property, no deadline (JAX compiles on
 first use). ``dev``: 100 examples; select it with ``STEPWELL_HYPOTHESIS=dev``.
+
+The on-disk compilation cache (``stepwell.cache``) of a test session is a fresh temp
+folder (``STEPWELL_CACHE_DIR``, inherited by the subprocesses tests start), so results
+never depend on a user's ``~/.cache/stepwell``. ``STEPWELL_TEST_CACHE_DIR`` names a
+folder to keep between runs instead (faster local reruns).
 """
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", max_examples=10, derandomize=True, deadline=None)
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("dev" if os.environ.get("STEPWELL_HYPOTHESIS") == "dev" else "ci")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_compile_cache(tmp_path_factory):
+    keep = os.environ.get("STEPWELL_TEST_CACHE_DIR")
+    folder = keep or str(tmp_path_factory.mktemp("stepwell-cache"))
+    saved = os.environ.get("STEPWELL_CACHE_DIR")
+    os.environ["STEPWELL_CACHE_DIR"] = folder
+    yield folder
+    if saved is None:
+        os.environ.pop("STEPWELL_CACHE_DIR", None)
+    else:
+        os.environ["STEPWELL_CACHE_DIR"] = saved
