@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from stepwell import opspec
+from stepwell.passes._quant_lowering import RULES as QUANT_RULES
 from stepwell.passes_base import Pass, apply_patterns, register
 from stepwell.prim_builder import PrimBuilder, ttype
 from stepwell.types import TensorType
@@ -175,6 +176,7 @@ RULES = {
         x, s.permutation if s.permutation is not None else reversed(range(ttype(x).rank))),
     "nn.concat": lambda b, s, *xs: b._op("prim.concat", *xs, axis=s.axis % ttype(xs[0]).rank),
     "nn.cast": lambda b, s, x: b.cast(x, s.results[0].dtype),
+    **QUANT_RULES,  # nn.quantize, nn.dequantize, nn.quantized_linear
 }
 
 

@@ -1,0 +1,158 @@
+"""nn-to-prim rules for the quantized ops (dialects/nn_quant.py); ``nn_to_prim`` merges
+``RULES`` into its own.
+
+The shapes are chosen for IREE (docs/low-precision.md): the weight's dequantization is
+one elementwise chain on the integer weight (cast, minus zero point) feeding the
+contraction directly, so IREE clones it into the matmul's dispatch instead of
+materializing the float weight; the per-group scales multiply the contraction's
+result (``y = sum_g s[g] * (x_g @ (q_g - z_g))``), so no scale is broadcast over the
+weight. int4 values unpack with shifts: ``(p << 4 - 4j) >> 4`` for nibble ``j``::
+
+    %y = "nn.quantized_linear"(%x, %q, %s) {bits = 8 : i64}
+           : (tensor<4x64xf32>, tensor<64x16xi8>, tensor<1x16xf32>) -> tensor<4x16xf32>
+  becomes
+    %w = "prim.cast"(%q) : (tensor<64x16xi8>) -> tensor<64x16xf32>
+    %0 = "prim.contract"(%x, %w) {spec = "mk,kn->mn"} : (...) -> tensor<4x16xf32>
+    %1 = "prim.reshape"(%s) : (tensor<1x16xf32>) -> tensor<16xf32>
+    %2 = "prim.broadcast"(%1) {dims = array<i64: 1>} : (...) -> tensor<4x16xf32>
+    %y = "prim.map"(%0, %2) {fn = "mul"} : (...) -> tensor<4x16xf32>
+"""
+
+from __future__ import annotations
+
+import math
+
+from stepwell import quantize as qz
+from stepwell.dialects.nn_quant import unpacked_shape
+from stepwell.prim_builder import PrimBuilder, ttype
+
+
+def _wide(dtype: str) -> str:
+    """Contractions of f16/bf16 accumulate in f32."""
+    return "f32" if dtype in ("f16", "bf16") else dtype
+
+
+def unpack_int4(b: PrimBuilder, p):
+    """i8 ``[..., L]`` holding two nibbles per byte -> i8 ``[..., L, 2]`` (sign-extended)."""
+    shape = ttype(p).shape
+    full = shape + (2,)
+    pb = b.broadcast(p, list(range(len(shape))), full)
+    j = b.iota(full, len(shape), "i8")
+    amount = b.map("sub", b.like(4, j), b.map("mul", j, b.like(4, j)))  # 4 for low, 0 for high
+    return b.map("shr_s", b.map("shl", pb, amount), b.like(4, pb))
+
+
+def pack_int4(b: PrimBuilder, q):
+    """i8 ``[..., 2L]`` values in [-8, 7] -> i8 ``[..., L]``, element 2i in the low nibble."""
+    shape = ttype(q).shape
+    half = shape[:-1] + (shape[-1] // 2,)
+    pairs = b.reshape(q, half + (2,))
+    rank = len(half) + 1
+
+    def nibble(j):
+        start, limit = [0] * rank, list(half) + [j + 1]
+        start[-1] = j
+        return b.reshape(b._op("prim.slice", pairs, start=start, limit=limit), half)
+
+    lo, hi = nibble(0), nibble(1)
+    return b.map("or", b.map("and", lo, b.like(0x0F, lo)), b.map("shl", hi, b.like(4, hi)))
+
+
+def _values(b, s, q):
+    """The i8 values of a (possibly int4-packed) operand, unpacked to their full shape."""
+    if s.bits == 8:
+        return q
+    shape = ttype(q).shape
+    return b.reshape(unpack_int4(b, q), shape[:-1] + (2 * shape[-1],))
+
+
+def _grouped(shape, axis: int, groups: int) -> tuple:
+    return shape[:axis] + (groups, shape[axis] // groups) + shape[axis + 1:]
+
+
+def _per_group(b, t, shape, axis: int, groups: int):
+    """Per-group ``t`` (axis = groups) broadcast over the grouped shape of ``shape``."""
+    grouped = _grouped(shape, axis, groups)
+    dims = [d for d in range(len(grouped)) if d != axis + 1]
+    return b.broadcast(t, dims, grouped)
+
+
+# dequantize: (q - z) * s over the tensor split into (groups, group size) along the axis.
+def _dequantize(b, s, q, scales, zero=None):
+    v = _values(b, s, q)
+    shape = ttype(v).shape
+    axis = s.axis % len(shape)
+    groups = ttype(scales).shape[axis]
+    dtype = ttype(scales).dtype
+    w = b.cast(b.reshape(v, _grouped(shape, axis, groups)), dtype)
+    if zero is not None:
+        w = b.map("sub", w, _per_group(b, b.cast(zero, dtype), shape, axis, groups))
+    w = b.map("mul", w, _per_group(b, scales, shape, axis, groups))
+    return b.reshape(w, shape)
+
+
+# quantize: clamp(round(x / s) + z) to the bits' range, cast to i8, int4 packed.
+def _quantize(b, s, x, scales, zero=None):
+    shape = ttype(x).shape
+    axis = s.axis % len(shape)
+    groups = ttype(scales).shape[axis]
+    qmin, qmax = qz.qrange(s.bits)
+    xf = b.reshape(b.cast(x, "f32"), _grouped(shape, axis, groups))
+    v = b.map("round", b.map("div", xf, _per_group(b, scales, shape, axis, groups)))
+    if zero is not None:
+        v = b.map("add", v, _per_group(b, b.cast(zero, "f32"), shape, axis, groups))
+    v = b.map("min", b.map("max", v, b.like(qmin, v)), b.like(qmax, v))
+    q = b.reshape(b.cast(v, "i8"), shape)
+    return pack_int4(b, q) if s.bits == 4 else q
+
+
+# quantized_linear: x @ (q - z) per group, times the group's scales, summed over groups.
+def _quantized_linear(b, s, x, qweight, scales, *rest):
+    zero = bias = None
+    for v in rest:  # a lone fourth operand: integer zero points or a float bias
+        if ttype(v).dtype.startswith("i") and zero is None and bias is None:
+            zero = v
+        else:
+            bias = v
+    xt, out = ttype(x), s.results[0]
+    k, n = unpacked_shape(ttype(qweight).shape, s.bits)
+    groups = ttype(scales).shape[0]
+    g = k // groups
+    rows = math.prod(xt.shape[:-1])
+    dtype, acc = xt.dtype, _wide(out.dtype)
+    # the weight: (groups, g, n), or (groups, g, n/2, 2) for int4; one group drops its dim
+    cols = (n,) if s.bits == 8 else (n // 2, 2)
+    lead = (k,) if groups == 1 else (groups, g)
+    q = b.reshape(qweight, lead + (cols[0],))
+    if s.bits == 4:
+        q = unpack_int4(b, q)
+    w = b.cast(q, dtype)
+    per_col = lead[:-1] + cols  # zero points and scales: (groups,) + cols
+    if zero is not None:
+        z = b.cast(b.reshape(zero, per_col), dtype)
+        w = b.map("sub", w, b.broadcast(z, [d for d in range(len(lead) + len(cols)) if d != len(lead) - 1],
+                                        lead + cols))
+    x2 = b.reshape(x, (rows, k))
+    letters = "n" if s.bits == 8 else "nj"
+    if groups == 1:
+        y = b.contract(x2, w, f"mk,k{letters}->m{letters}", acc)
+        sdims = list(range(1, 1 + len(cols)))
+    else:
+        xg = b.transpose(b.reshape(x2, (rows, groups, g)), [1, 0, 2])
+        y = b.contract(xg, w, f"gmk,gk{letters}->gm{letters}", acc)
+        sdims = [0] + list(range(2, 2 + len(cols)))
+    scale = b.cast(b.reshape(scales, per_col), acc)
+    y = b.map("mul", y, b.broadcast(scale, sdims, ttype(y).shape))
+    if groups > 1:
+        y = b.reduce(y, "sum", [0])
+    y = b.reshape(y, (rows, n))
+    if bias is not None:
+        y = b.map("add", y, b.broadcast(b.cast(bias, acc), [1], (rows, n)))
+    return b.reshape(b.cast(y, out.dtype), out.shape)
+
+
+RULES = {
+    "nn.dequantize": _dequantize,
+    "nn.quantize": _quantize,
+    "nn.quantized_linear": _quantized_linear,
+}
