@@ -24,6 +24,8 @@ class Capabilities:
     """What a target's code can do, for passes and tests to query."""
     f16: bool = True           # f16 tensors compile and run correctly
     bf16: bool = True          # bf16 tensors compile and run correctly
+    f64: bool = True           # native f64 arithmetic (SPIR-V Float64)
+    i64: bool = True           # native i64 arithmetic (SPIR-V Int64)
     i8_dot: bool = False       # hardware int8 dot products (VNNI, dp4a, dot4...)
     subgroup_size: int | None = None  # GPU subgroup (warp/wave) width; None on CPUs
 

@@ -4,7 +4,9 @@
 which CI runs on: the generic Vulkan profile cannot compile f16 and gives wrong i8
 matmul results there, and ``rdna3``/``ampere`` modules fail to load on it (subgroup
 size 32 against 8). Every name below was compiled with IREE 3.13; an unknown name
-crashes ``iree-compile``, so only these are accepted.
+crashes ``iree-compile``, so only these are accepted. The capabilities follow the
+profiles' ``#iree_gpu.target`` (``compute = fp64|fp32|fp16|int64|...``): Mali (valhall),
+Adreno and the Android baseline have no f64/i64, the baseline no f16. No profile has bf16.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ _SOFT = Capabilities(f16=True, bf16=False, i8_dot=False, subgroup_size=8)
 _RDNA = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=32)
 _CDNA = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=64)
 _NVIDIA = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=32)
-_MALI = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=16)
-_ADRENO = Capabilities(f16=True, bf16=False, i8_dot=False, subgroup_size=64)
-_BASELINE = Capabilities(f16=False, bf16=False, i8_dot=False, subgroup_size=None)
+_MALI = Capabilities(f16=True, bf16=False, f64=False, i64=False, i8_dot=True, subgroup_size=16)
+_ADRENO = Capabilities(f16=True, bf16=False, f64=False, i64=False, i8_dot=False,
+                       subgroup_size=64)
+_BASELINE = Capabilities(f16=False, bf16=False, f64=False, i64=False, i8_dot=False,
+                         subgroup_size=64)
 
 TARGETS = [
     Target("vulkan", "vulkan-spirv", "vulkan", (), _SOFT,
