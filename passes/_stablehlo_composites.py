@@ -1,0 +1,439 @@
+"""Composite rules of ``stablehlo-to-nn``: the prim DAGs JAX and Flax emit, as ``nn`` ops.
+
+They run on the IR the primitive rules produced (broadcasts explicit, constants splats,
+``max(x, -inf)`` folded), in phases so that a composite can build on another: softmax,
+norms, gelu and sigmoid first; attention (on ``nn.softmax``), silu (on ``nn.sigmoid``)
+and relu next; plain contractions as ``nn.matmul`` and bias adds last. Each rule is
+``rule(op, b) -> value | None`` for the op that ends the pattern (its root).
+"""
+
+from __future__ import annotations
+
+import math
+
+from stepwell.dialects.prim import parse_contract_spec
+from stepwell.types import is_float
+
+from stepwell.passes._stablehlo_match import (
+    K, Bind, Either, Expand, Map, Mean, Op, Reduce, Unit, Var, attr, expansion, match, nonunit,
+    producer, restores, shape, single_use, splat, strip, ttype, users)
+
+X, XL = Var("x"), Var("x", loose=True)
+
+
+def _axes_in(x, reduce_op) -> list[int] | None:
+    """``reduce_op``'s axes in the coordinates of ``x`` (its input up to unit dims)."""
+    y = reduce_op.operands[0]
+    ny, nx = nonunit(shape(y)), nonunit(shape(x))
+    if len(ny) != len(nx):
+        return None
+    axes = [a % len(shape(y)) for a in attr(reduce_op, "axes")]
+    picked = [nx[i] for i, d in enumerate(ny) if d in axes]
+    return picked if len(picked) == len([a for a in axes if shape(y)[a] != 1]) and picked else None
+
+
+def _vector(b, expanded, size: int, axis: int, dtype: str):
+    """The 1-D ``[size]`` operand an expansion broadcasts along ``axis``, else None."""
+    src, pos = expanded
+    if pos != [axis] or ttype(src).dtype != dtype:
+        return None
+    return b.reshape(src, [size])
+
+
+def _float(x) -> bool:
+    return is_float(ttype(x).dtype)
+
+
+# -- softmax ------------------------------------------------------------------------------
+
+SOFTMAX = Map("div", Bind("e", Map("exp", Map("sub", X, Expand(Reduce("max", XL, "rmax"), "bmax")))),
+              Expand(Reduce("sum", Var("e", loose=True), "rsum"), "bsum"))
+
+
+# exp(x - max(x)) / sum(exp(x - max(x))) over one axis -> nn.softmax.
+def softmax(op, b):
+    env = match(SOFTMAX, op.results[0])
+    if env is None or not _float(env["x"]):
+        return None
+    x = env["x"]
+    axes = _axes_in(x, env["rmax"])
+    if axes is None or len(axes) != 1 or _axes_in(x, env["rsum"]) != axes:
+        return None
+    if not (restores(env["bmax"], shape(x), axes) and restores(env["bsum"], shape(x), axes)):
+        return None
+    return b.nn("softmax", x, axis=axes[0])
+
+
+# -- layer norm and RMS norm ---------------------------------------------------------------
+
+_MEAN = Bind("mean", Mean(XL, "rmean"))
+_VAR = Map("sub", Mean(Map("mul", XL, XL), "rsq"), Map("mul", Var("mean", True), Var("mean", True)))
+_INV = Map("rsqrt", Map("add", Unit(Either(Map("max", K(0.0), _VAR), _VAR)), K(name="eps")))
+_CENTERED = Map("sub", X, Expand(_MEAN, "bmean"))
+_SCALED = Expand(Var("scale"), "bscale")
+_LN_CORE = Either(
+    Map("mul", _CENTERED, Map("mul", Expand(_INV, "binv"), _SCALED)),   # Flax LayerNorm
+    Map("mul", Map("mul", _CENTERED, Expand(_INV, "binv")), _SCALED),   # written out
+    Map("mul", _CENTERED, Expand(_INV, "binv")))                        # use_scale=False
+LAYER_NORM = Either(Map("add", _LN_CORE, Expand(Var("bias"), "bbias")), _LN_CORE)
+
+
+def _bias_follows(op, axis: int) -> bool:
+    """The op's only user adds (or multiplies by) a vector broadcast along ``axis``:
+    the larger pattern rooted there takes it."""
+    if not single_use(op.results[0]):
+        return False
+    user = users(op.results[0])[0]
+    if user.name != "prim.map" or attr(user, "fn") not in ("add", "mul"):
+        return False
+    other = [v for v in user.operands if v != op.results[0]]
+    return len(other) == 1 and expansion(other[0])[1] == [axis]
+
+
+# (x - mean) * rsqrt(max(E[x^2] - mean^2, 0) + eps) * scale + bias (Flax) -> nn.layer_norm.
+def layer_norm(op, b):
+    env = match(LAYER_NORM, op.results[0])
+    if env is None or not _float(env["x"]):
+        return None
+    x = env["x"]
+    xs, dtype = shape(x), ttype(x).dtype
+    axes = _axes_in(x, env["rmean"])
+    if axes is None or len(axes) != 1 or _axes_in(x, env["rsq"]) != axes:
+        return None
+    axis = axes[0]
+    if not (restores(env["bmean"], xs, axes) and restores(env["binv"], xs, axes)):
+        return None
+    if "bias" not in env and _bias_follows(op, axis):
+        return None
+    vec = ttype(x).with_shape([xs[axis]])
+    scale = _vector(b, env["bscale"], xs[axis], axis, dtype) if "bscale" in env else b.splat(1.0, vec)
+    bias = _vector(b, env["bbias"], xs[axis], axis, dtype) if "bbias" in env else b.splat(0.0, vec)
+    if scale is None or bias is None:
+        return None
+    return b.nn("layer_norm", x, scale, bias, axis=axis, epsilon=float(env["eps"]))
+
+
+_RINV = Map("rsqrt", Map("add", Unit(Mean(Map("mul", XL, XL), "rsq")), K(name="eps")))
+RMS_NORM = Either(
+    Map("mul", X, Map("mul", Expand(_RINV, "binv"), _SCALED)),   # Flax RMSNorm
+    Map("mul", Map("mul", X, Expand(_RINV, "binv")), _SCALED),   # written out
+    Map("mul", X, Expand(_RINV, "binv")))                        # use_scale=False
+
+
+# x * rsqrt(mean(x^2, last axis) + eps) * scale -> nn.rms_norm.
+def rms_norm(op, b):
+    env = match(RMS_NORM, op.results[0])
+    if env is None or not _float(env["x"]):
+        return None
+    x = env["x"]
+    xs, last = shape(x), len(shape(x)) - 1
+    if _axes_in(x, env["rsq"]) != [last] or xs[last] == 1 or not restores(env["binv"], xs, [last]):
+        return None
+    if "bscale" not in env and _bias_follows(op, last):
+        return None
+    scale = (_vector(b, env["bscale"], xs[last], last, ttype(x).dtype) if "bscale" in env
+             else b.splat(1.0, ttype(x).with_shape([xs[last]])))
+    if scale is None:
+        return None
+    return b.nn("rms_norm", x, scale, epsilon=float(env["eps"]))
+
+
+# -- activations ----------------------------------------------------------------------------
+
+_CUBE = Either(Map("mul", Map("mul", X, X), X), Map("pow", X, K(3.0)))
+_TANH = Map("add", K(1.0), Map("tanh", Map("mul", K(math.sqrt(2 / math.pi)),
+                                               Map("add", X, Map("mul", K(0.044715), _CUBE)))))
+_ERF = Either(
+    Map("sub", K(1.0), Map("erf", Map("mul", Map("neg", X), K(1 / math.sqrt(2))))),   # erfc(-x/sqrt2)
+    Map("add", K(1.0), Map("erf", Either(Map("mul", X, K(1 / math.sqrt(2))), Map("div", X, K(math.sqrt(2)))))))
+
+
+def _half_x_times(t):
+    """x * (0.5 * t), (0.5 * x) * t and (x * t) * 0.5 (the orders JAX and people write)."""
+    return Either(Map("mul", X, Map("mul", K(0.5), t)), Map("mul", Map("mul", K(0.5), X), t),
+                  Map("mul", Map("mul", X, t), K(0.5)))
+
+
+GELU_TANH, GELU_ERF = _half_x_times(_TANH), _half_x_times(_ERF)
+
+
+# 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) -> nn.gelu {approximate = true}.
+def gelu_tanh(op, b):
+    env = match(GELU_TANH, op.results[0])
+    return b.nn("gelu", env["x"], approximate=True) if env and _float(env["x"]) else None
+
+
+# 0.5 x erfc(-x / sqrt 2) = 0.5 x (1 + erf(x / sqrt 2)) -> nn.gelu {approximate = false}.
+def gelu_erf(op, b):
+    env = match(GELU_ERF, op.results[0])
+    return b.nn("gelu", env["x"], approximate=False) if env and _float(env["x"]) else None
+
+
+SIGMOID = Either(Map("logistic", X), Map("div", K(1.0), Map("add", K(1.0), Map("exp", Map("neg", X)))))
+
+
+# 1 / (1 + exp(-x)) and logistic(x) -> nn.sigmoid.
+def sigmoid(op, b):
+    env = match(SIGMOID, op.results[0])
+    return b.nn("sigmoid", env["x"]) if env and _float(env["x"]) else None
+
+
+SILU = Map("mul", X, Op("nn.sigmoid", X))
+
+
+# x * sigmoid(x) -> nn.silu.
+def silu(op, b):
+    env = match(SILU, op.results[0])
+    return b.nn("silu", env["x"]) if env else None
+
+
+RELU = Map("max", X, K(0.0))
+
+
+# max(x, 0) on floats -> nn.relu.
+def relu(op, b):
+    env = match(RELU, op.results[0])
+    return b.nn("relu", env["x"]) if env and _float(env["x"]) else None
+
+
+# -- attention ------------------------------------------------------------------------------
+
+
+def _big_negative(c) -> bool:
+    return c is not None and float(c) <= -1e30
+
+
+def _peel_scale(value, strip_first: bool):
+    """``(inner, factor)`` when ``value`` is ``inner * c`` or ``inner / c`` for a splat c."""
+    v = strip(value) if strip_first else value
+    op = producer(v, "prim.map")
+    if op is None or attr(op, "fn") not in ("mul", "div"):
+        return value, 1.0
+    a, c = op.operands
+    ca, cc = splat(a), splat(c)
+    if cc is not None and cc != 0:
+        return a, (float(cc) if attr(op, "fn") == "mul" else 1 / float(cc))
+    if ca is not None and attr(op, "fn") == "mul":
+        return c, float(ca)
+    return value, 1.0
+
+
+def _group_sizes(sizes, nb):
+    """[B, H] for the batch letters ``nb`` (B folds all but the last one)."""
+    if not nb:
+        return [1, 1]
+    return [math.prod(sizes[c] for c in nb[:-1]), sizes[nb[-1]]]
+
+
+def _to_bhsd(b, value, letters: str, order: list, sizes: dict, nb: list):
+    """``value`` (einsum ``letters``) as [B, H, S, D] from its letters ``order`` =
+    batch..., seq, dim (None entries are size 1); unit letters are dropped."""
+    present = [c for c in order if c is not None]
+    rest = [c for c in letters if c not in present]
+    if any(sizes[c] != 1 for c in rest):
+        return None
+    y = b.transpose(value, [letters.index(c) for c in present + rest])
+    seq, dim = order[len(nb)], order[len(nb) + 1]
+    return b.reshape(y, _group_sizes(sizes, nb) + [sizes.get(seq, 1), sizes.get(dim, 1)])
+
+
+def _causal(src, src_letters, sq, ks) -> bool:
+    """``src`` is ``iota(row) >= iota(col)`` with rows on the query axis, cols on the key axis."""
+    op = producer(src, "prim.map")
+    if op is None or attr(op, "fn") not in ("ge", "le") or sq is None:
+        return False
+    iotas = [producer(v, "prim.iota") for v in op.operands]
+    if any(i is None for i in iotas):
+        return False
+    n = nonunit(shape(src))
+    dims = [attr(i, "dim") for i in iotas]
+    if any(d not in n for d in dims):
+        return False
+    first, second = (src_letters[n.index(d)] for d in dims)
+    return (first, second) == ((sq, ks) if attr(op, "fn") == "ge" else (ks, sq))
+
+
+def _mask_source(mask, x_shape, s_letter_of_x: dict, nb):
+    """``(src, letters)``: the mask before its broadcasts and the scores letter of each of
+    its non-unit dims (the whole mask when the broadcast drops folded batch letters)."""
+    src, pos = expansion(mask)
+    letters = [s_letter_of_x[p] for p in pos]
+    if len(nb) > 2 and not all(c in letters for c in nb[:-1]):
+        src, letters = mask, [s_letter_of_x[p] for p in nonunit(x_shape)]
+    return src, letters
+
+
+def _mask(b, src, letters, nb, sq, ks, sizes):
+    """The mask source as [B|1, H|1, Sq|1, Sk|1] (nn.attention broadcasts it)."""
+    slots = ([nb[:-1]] if len(nb) >= 2 else [[]]) + [[nb[-1]] if nb else [], [sq] if sq else [], [ks]]
+    order = [c for slot in slots for c in slot if c in letters]
+    y = b.transpose(b.squeeze(src), [letters.index(c) for c in order])
+    return b.reshape(y, [math.prod(sizes[c] for c in slot if c in letters) for slot in slots])
+
+
+def _scores(x):
+    """``(mask, invert, scores)`` for the softmax input ``x``: a select against a very
+    negative constant is a mask."""
+    sel = producer(x, "prim.map")
+    if sel is None or attr(sel, "fn") != "select":
+        return None, False, x
+    cond, t, f = sel.operands
+    if _big_negative(splat(f)):
+        return cond, False, t
+    if _big_negative(splat(t)):
+        return cond, True, f
+    return None, False, None
+
+
+# softmax(scale * q.k (masked)) . v contractions -> transposes + nn.attention + transposes.
+def attention(op, b):
+    l2, r2, o2 = parse_contract_spec(attr(op, "spec"))
+    p_side = next((i for i in (0, 1) if producer(strip(op.operands[i]), "nn.softmax")), None)
+    if p_side is None:
+        return None
+    sm = producer(strip(op.operands[p_side]), "nn.softmax")
+    x = sm.operands[0]
+    xs = shape(x)
+    axis = attr(sm, "axis") % len(xs)
+    mask, invert, scores = _scores(x)
+    if scores is None or xs[axis] == 1:
+        return None
+    scores, scale = _peel_scale(scores, strip_first=True)
+    c1 = producer(strip(scores), "prim.contract")
+    if c1 is None:
+        return None
+    l1, r1, o1 = parse_contract_spec(attr(c1, "spec"))
+    sizes1 = dict(zip(l1, shape(c1.operands[0]))) | dict(zip(r1, shape(c1.operands[1])))
+    n_s, n_x = nonunit(shape(c1.results[0])), nonunit(xs)
+    if len(n_s) != len(n_x):
+        return None
+    s_letter_of_x = {n_x[i]: o1[n_s[i]] for i in range(len(n_x))}
+    ks = s_letter_of_x[axis]
+    contracted = [c for c in l1 if c in r1 and c not in o1]
+    if len(contracted) != 1 or (ks in l1) == (ks in r1):
+        return None
+    d = contracted[0]
+    q_side = 0 if ks in r1 else 1
+    q_l, k_l = (l1, r1) if q_side == 0 else (r1, l1)
+    batch = [c for c in o1 if c in l1 and c in r1]
+    nb = [c for c in batch if sizes1[c] != 1]
+    qfree = [c for c in o1 if c in q_l and c not in k_l and sizes1[c] != 1]
+    kfree = [c for c in o1 if c in k_l and c not in q_l and sizes1[c] != 1]
+    if kfree != [ks] or len(qfree) > 1:
+        return None
+    sq = qfree[0] if qfree else None
+    # the P.V contraction: P's non-unit letters are the scores' non-unit letters in order
+    p_l, v_l = (l2, r2) if p_side == 0 else (r2, l2)
+    n_p = nonunit(shape(op.operands[p_side]))
+    if len(n_p) != len(n_x):
+        return None
+    p_of = {o1[n_s[i]]: p_l[n_p[i]] for i in range(len(n_p))}
+    sizes2 = dict(zip(l2, shape(op.operands[0]))) | dict(zip(r2, shape(op.operands[1])))
+    if [c for c in p_l if c in v_l and c not in o2] != [p_of[ks]]:
+        return None
+    if any(p_of[c] not in v_l or p_of[c] not in o2 for c in nb):
+        return None
+    if sq is not None and (p_of[sq] not in o2 or p_of[sq] in v_l):
+        return None
+    vfree = [c for c in o2 if c in v_l and c not in p_l and sizes2[c] != 1]
+    if len(vfree) > 1:
+        return None
+    dv = vfree[0] if vfree else None
+    dtypes = {ttype(v).dtype for v in (*c1.operands, c1.results[0], *op.operands, op.results[0])}
+    if len(dtypes) != 1 or not is_float(dtypes.pop()):
+        return None
+    qv, kv, vv = c1.operands[q_side], c1.operands[1 - q_side], op.operands[1 - p_side]
+    qv, fq = _peel_scale(qv, strip_first=False)
+    kv, fk = _peel_scale(kv, strip_first=False)
+    scale *= fq * fk
+    out2 = shape(op.results[0])
+    canon = [p_of[c] for c in nb] + ([p_of[sq]] if sq else []) + ([dv] if dv else [])
+    if sorted(c for c in o2 if sizes2[c] != 1) != sorted(canon):
+        return None
+    causal, src, letters = False, None, None
+    if mask is not None:
+        src, letters = _mask_source(mask, xs, s_letter_of_x, nb)
+        causal = _causal(src, letters, sq, ks)
+        if causal and invert:
+            return None
+    # build
+    q4 = _to_bhsd(b, qv, q_l, nb + [sq, d], sizes1, nb)
+    k4 = _to_bhsd(b, kv, k_l, nb + [ks, d], sizes1, nb)
+    v4 = _to_bhsd(b, vv, v_l, [p_of[c] for c in nb] + [p_of[ks], dv], sizes2, [p_of[c] for c in nb])
+    attrs = {"causal": True} if causal else {}
+    if not math.isclose(scale, 1 / math.sqrt(sizes1[d]), rel_tol=1e-6):
+        attrs["scale"] = scale
+    operands = [q4, k4, v4]
+    if mask is not None and not causal:
+        m = _mask(b, src, letters, nb, sq, ks, sizes1)
+        operands.append(b.map("not", m) if invert else m)
+    y = b.nn("attention", *operands, **attrs)
+    y = b.reshape(y, [sizes2[c] for c in canon])
+    target = [c for c in o2 if sizes2[c] != 1]
+    y = b.transpose(y, [canon.index(c) for c in target])
+    return b.reshape(y, out2)
+
+
+# -- contractions and bias adds ---------------------------------------------------------------
+
+
+def plain_matmul(lhs: str, rhs: str, out: str) -> bool:
+    """The spec is ``jnp.matmul``'s: [..., m, k] x [k, n] or [B.., m, k] x [B.., k, n]."""
+    if len(rhs) == 1:
+        return len(lhs) >= 2 and lhs[-1] == rhs and out == lhs[:-1]
+    if len(lhs) == 1:
+        return len(rhs) == 2 and rhs[0] == lhs and out == rhs[1]
+    if len(rhs) == 2:
+        return lhs[-1] == rhs[0] and rhs[1] not in lhs and out == lhs[:-1] + rhs[1]
+    return (len(lhs) == len(rhs) and lhs[:-2] == rhs[:-2] and lhs[-1] == rhs[-2]
+            and rhs[-1] not in lhs and out == lhs[:-1] + rhs[-1])
+
+
+# a contraction in jnp.matmul form (one element type) -> nn.matmul.
+def matmul(op, b):
+    lhs, rhs, out = parse_contract_spec(attr(op, "spec"))
+    a, w = op.operands
+    if not plain_matmul(lhs, rhs, out) or len({ttype(v).dtype for v in (a, w, op.results[0])}) != 1:
+        return None
+    return b.nn("matmul", a, w)
+
+
+LINEAR = Map("add", Op("nn.matmul", Var("x"), Var("w"), bind="mm"), Expand(Var("bias"), "bb"))
+
+
+# matmul(x, w) + bias broadcast along the last axis (Flax Dense) -> nn.linear.
+def linear(op, b):
+    env = match(LINEAR, op.results[0])
+    if env is None or len(shape(env["w"])) != 2 or len(shape(env["x"])) < 2:
+        return None
+    if not single_use(env["mm"].results[0]):
+        return None
+    out = shape(op.results[0])
+    bias = _vector(b, env["bb"], out[-1], len(out) - 1, ttype(env["x"]).dtype)
+    return None if bias is None else b.nn("linear", env["x"], env["w"], bias)
+
+
+CONV_BIAS = Map("add", Op("nn.conv2d", Var("x"), Var("w"), bind="conv"), Expand(Var("bias"), "bb"))
+
+
+# conv2d(x, w) + bias broadcast along the channels (Flax Conv) -> nn.conv2d with its bias.
+def conv_bias(op, b):
+    env = match(CONV_BIAS, op.results[0])
+    if env is None or len(env["conv"].operands) != 2 or not single_use(env["conv"].results[0]):
+        return None
+    out = shape(op.results[0])
+    bias = _vector(b, env["bb"], out[3], 3, ttype(env["x"]).dtype)
+    if bias is None:
+        return None
+    conv = env["conv"]
+    attrs = {n: attr(conv, n) for n in ("strides", "padding", "dilation", "groups") if n in conv.attributes}
+    return b.nn("conv2d", env["x"], env["w"], bias, **attrs)
+
+
+# phase -> {root op name: [rules]}, applied in order.
+PHASES = [
+    {"prim.map": [softmax, layer_norm, rms_norm, gelu_tanh, gelu_erf, sigmoid]},
+    {"prim.contract": [attention], "prim.map": [silu, relu]},
+    {"prim.contract": [matmul]},
+    {"prim.map": [linear, conv_bias]},
+]

@@ -1,0 +1,141 @@
+"""stablehlo-to-nn: raise StableHLO (as JAX emits it) into ``nn``/``prim``.
+
+Private functions are inlined first, then every StableHLO op with a rule becomes prim
+(``dot_general`` -> ``prim.contract``, ``broadcast_in_dim`` -> ``prim.broadcast``,
+``reduce`` -> ``prim.reduce``, elementwise math -> ``prim.map``, ``convolution`` ->
+``nn.conv2d``, embedding gathers -> ``nn.embedding``, ``constant`` -> ``arith.constant``),
+and the DAGs JAX and Flax emit become ``nn`` ops: softmax, layer/RMS norm, gelu (both
+forms), sigmoid, silu, relu, dot-product attention, matmul, Dense (``nn.linear``) and
+conv biases. Ops without a rule stay StableHLO; IREE compiles them. Before::
+
+    %cst = stablehlo.constant dense<0.000000e+00> : tensor<f32>
+    %0 = stablehlo.broadcast_in_dim %cst, dims = [] : (tensor<f32>) -> tensor<4x8xf32>
+    %1 = stablehlo.maximum %arg0, %0 : tensor<4x8xf32>
+    %2 = stablehlo.dot_general %1, %arg1, contracting_dims = [1] x [0] : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+
+after::
+
+    %0 = "nn.relu"(%arg0) : (tensor<4x8xf32>) -> tensor<4x8xf32>
+    %1 = "nn.matmul"(%0, %arg1) : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+
+``stats`` says how many StableHLO ops were raised, which composites were found and
+which ops were left (``stepwell-opt --stablehlo-to-nn --stats`` prints it).
+"""
+
+from __future__ import annotations
+
+import collections
+
+from stepwell.ir import context, passmanager
+from stepwell.passes_base import Pass, apply_patterns, register
+from stepwell.passes.prim_simplify import erase_dead, fold_constants, fold_map_identity, fold_same_type
+
+from stepwell.passes import _stablehlo_composites as composite_rules
+from stepwell.passes import _stablehlo_raise as raising
+from stepwell.passes._stablehlo_match import (
+    NO_MATCH, Builder, collapse_expansion, fold_bool_select, fold_identity_element, shuffle_as_reshape)
+
+SOURCE_DIALECTS = ("stablehlo.", "chlo.")
+# nn ops that only composite rules produce (each stands for a DAG of StableHLO ops)
+COMPOSITE_OPS = ("nn.attention", "nn.softmax", "nn.layer_norm", "nn.rms_norm", "nn.gelu", "nn.silu",
+                 "nn.sigmoid", "nn.relu", "nn.linear")
+
+
+def _in_function(op) -> bool:
+    parent = op.parent
+    return parent is not None and parent.name == "func.func"
+
+
+def _pattern(rule, check=None):
+    """A rewrite from ``rule(op, builder) -> value | None`` (None: no match)."""
+    def rewrite(op, rewriter):
+        if not _in_function(op) or (check is not None and not check(op)):
+            return NO_MATCH
+        with rewriter.ip, op.location:
+            try:
+                new = rule(op, Builder())
+            except TypeError as e:  # a spec refused the operands: leave the op (dead ops are erased)
+                if not str(e).startswith(("'prim.", "'nn.")):
+                    raise
+                new = None
+        if new is None:
+            return NO_MATCH
+        rewriter.replace_op(op, [new])
+    return rewrite
+
+
+def _cleanups() -> dict:
+    """The prim clean-ups every phase runs (dead ops, splat folding, broadcast chains)."""
+    from stepwell import opspec
+    patterns = collections.defaultdict(list)
+    for spec in opspec.specs():
+        patterns[spec.name].append(erase_dead)
+        if spec.dialect == "prim":
+            patterns[spec.name].append(fold_constants)
+    for name in ("prim.reshape", "prim.transpose", "prim.broadcast"):
+        patterns[name] += [fold_same_type, shuffle_as_reshape, collapse_expansion]
+    patterns["prim.map"] += [fold_map_identity, fold_identity_element, fold_bool_select]
+    return patterns
+
+
+def source_counts(module) -> dict[str, int]:
+    """StableHLO/CHLO ops in the function bodies, by name."""
+    return {n: c for n, c in module.op_counts().items() if n.startswith(SOURCE_DIALECTS)}
+
+
+def format_stats(stats: dict) -> str:
+    """``raised N of M StableHLO ops (K composites: nn.softmax x2, ...); left: stablehlo.foo x3``."""
+    comp = stats["composites"]
+    text = f"raised {stats['raised']} of {stats['total']} StableHLO ops ({sum(comp.values())} composites"
+    text += (": " + ", ".join(f"{n} x{c}" for n, c in comp.items()) if comp else "") + ")"
+    left = stats["left"]
+    return text + "; left: " + (", ".join(f"{n} x{c}" for n, c in left.items()) if left else "none")
+
+
+@register
+class StablehloToNn(Pass):
+    """Raise StableHLO into nn/prim: primitives one op each, then the softmax, norm, gelu,
+    silu, relu and attention DAGs JAX and Flax emit as nn ops; the rest stays StableHLO.
+
+    ``stablehlo.maximum(%x, broadcast(0.0))`` becomes ``"nn.relu"(%x)``; a ``dot_general``
+    in matmul form becomes ``"nn.matmul"``, any other one ``"prim.contract"`` with its
+    einsum spec; ``jax.nn.softmax``'s reduce/exp/divide chain becomes ``"nn.softmax"``.
+    """
+
+    name = "stablehlo-to-nn"
+    composites: bool = True  # recognize nn composites (softmax, norms, attention, ...)
+    inline: bool = True      # inline private functions first (JAX emits calls for jnp helpers)
+
+    def __post_init__(self):
+        self.stats: dict = {}
+
+    def run(self, module) -> None:
+        if self.inline and any(n == "func.call" for n in module.op_counts()):
+            passmanager.PassManager.parse("builtin.module(inline,symbol-dce)", context()).run(module.operation)
+        before = source_counts(module)
+        nn_before = module.op_counts()
+        cleanups = _cleanups()
+        with context():
+            first = collections.defaultdict(list, {k: list(v) for k, v in cleanups.items()})
+            for name, rule in raising.RULES.items():
+                first[name].append(_pattern(rule, raising.supported))
+            apply_patterns(module, dict(first))
+            phases = composite_rules.PHASES if self.composites else composite_rules.PHASES[2:3]
+            for phase in phases:
+                patterns = collections.defaultdict(list, {k: list(v) for k, v in cleanups.items()})
+                for root, fns in phase.items():
+                    patterns[root] += [_pattern(fn) for fn in fns]
+                apply_patterns(module, dict(patterns))
+        after = module.op_counts()
+        left = source_counts(module)
+        total = sum(before.values())
+        self.stats = {
+            "total": total,
+            "raised": total - sum(left.values()),
+            "left": dict(sorted(left.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "composites": {n: after.get(n, 0) - nn_before.get(n, 0) for n in COMPOSITE_OPS
+                           if after.get(n, 0) > nn_before.get(n, 0)},
+        }
+
+    def format_stats(self) -> str:
+        return format_stats(self.stats) if self.stats else "nothing run"
