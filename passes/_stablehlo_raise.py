@@ -25,7 +25,7 @@ ELEMENTWISE = {
     "minimum": "min", "power": "pow", "remainder": "rem", "and": "and", "or": "or", "xor": "xor",
     "not": "not", "negate": "neg", "abs": "abs", "exponential": "exp", "log": "log", "tanh": "tanh",
     "logistic": "logistic", "sqrt": "sqrt", "rsqrt": "rsqrt", "sine": "sin", "cosine": "cos",
-    "floor": "floor", "ceil": "ceil",
+    "floor": "floor", "ceil": "ceil", "round_nearest_even": "round",
 }
 COMPARISONS = {"EQ": "eq", "NE": "ne", "LT": "lt", "LE": "le", "GT": "gt", "GE": "ge"}
 # reduce body op -> (prim.reduce kind, identity element test on the init value)

@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     ir_print.add_argument("--mlir-print-debuginfo", action="store_true", help="print locations")
     p.add_argument("--timing", "--mlir-timing", action="store_true",
                    help="print a per-pass wall-time report to stderr")
+    p.add_argument("--stats", "--mlir-pass-statistics", action="store_true",
+                   help="print the statistics passes keep (e.g. what stablehlo-to-nn raised) to stderr")
     p.add_argument("--input-type", choices=("auto", "nn", "stablehlo"), default="auto",
                    help="what the input holds: 'stablehlo' (e.g. from jax.export or another "
                         "framework: single-device Shardy annotations are removed), 'nn' (taken as "
@@ -374,12 +376,26 @@ def _process(text: str, name: str, pipeline, args, timings: dict) -> str:
             timings[step] = timings.get(step, 0.0) + seconds
         if args.check_numerics:
             sys.stderr.write("".join(f"{c}\n" for c in pipeline.numerics_report))
+    if args.stats:
+        sys.stderr.write(_stats_report(pipeline))
     start = time.perf_counter()
     out = module.print(generic=args.mlir_print_op_generic, debuginfo=args.mlir_print_debuginfo)
     if args.mlir_print_debuginfo:  # the parser names every buffer "-": show the input's name
         out = out.replace('loc("-":', "loc(" + json.dumps(name) + ":")
     timings["(output)"] = timings.get("(output)", 0.0) + time.perf_counter() - start
     return out if out.endswith("\n") else out + "\n"
+
+
+def _stats_report(pipeline) -> str:
+    """``<pass>: <statistics>`` for each pass of the pipeline that keeps a ``stats`` dict."""
+    lines = []
+    for step in pipeline.steps:
+        stats = getattr(step.pass_, "stats", None)
+        if stats:
+            fmt = getattr(step.pass_, "format_stats", None)
+            text = fmt() if fmt else ", ".join(f"{k}={v}" for k, v in stats.items())
+            lines.append(f"{step.name}: {text}\n")
+    return "".join(lines)
 
 
 def _timing_report(timings: dict, total: float) -> str:
