@@ -32,6 +32,7 @@ _LAZY = {
     "testing": ("stepwell.testing", None),
     "targets": ("stepwell.targets", None),
     "interpreter": ("stepwell.interpreter", None),
+    "raising": ("stepwell.raising", None),
     "cache": ("stepwell.cache", None),
 }
 
