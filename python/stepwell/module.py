@@ -55,7 +55,7 @@ class Module:
 
     def function_names(self) -> list[str]:
         return [ir.StringAttr(op.attributes["sym_name"]).value
-                for op in self.body.operations if op.name == "func.func"]
+                for op in self.body.operations if op.operation.name == "func.func"]
 
 
 def parse(text: str, *, name: str = "-", verify: bool = True) -> Module:
