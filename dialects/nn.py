@@ -45,8 +45,20 @@ def matmul_type(a: TensorType, b: TensorType) -> TensorType:
     return TensorType(shape, dtype)
 
 
-op("nn.matmul", "Matrix product with batch broadcasting, like jnp.matmul.",
-   operands=["a", "b"], infer=lambda s: matmul_type(s.a, s.b),
+def accumulator(s, dtype: str) -> str:
+    """The result element type of a contraction: the operands' ``dtype``, or a wider float
+    declared as the result type (bf16 x bf16 -> f32, like prim.contract and JAX's
+    ``preferred_element_type``)."""
+    want = s.results[0].dtype if s.results else dtype
+    if want != dtype:
+        check(is_float(dtype) and is_float(want)
+              and TensorType((), want).numpy_dtype().itemsize > TensorType((), dtype).numpy_dtype().itemsize,
+              f"result element type {want} cannot accumulate {dtype}")
+    return want
+
+
+op("nn.matmul", "Matrix product with batch broadcasting, like jnp.matmul (the result may be a wider float).",
+   operands=["a", "b"], infer=lambda s: (lambda t: t.with_dtype(accumulator(s, t.dtype)))(matmul_type(s.a, s.b)),
    reference=lambda s, a, b: np.matmul(upcast(a), upcast(b)))
 
 
@@ -57,8 +69,10 @@ def _linear_infer(s):
     dtype = same_dtype(x, w)
     if not dims_agree(x.shape[-1], w.shape[0]):
         fail(f"x features {x.shape[-1]} differ from w input size {w.shape[0]}: x {x}, w {w}")
-    _vector_like(s.b, w.shape[1], dtype, "bias", "w out size")
-    return TensorType(x.shape[:-1] + (w.shape[1],), dtype)
+    out = accumulator(s, dtype)
+    _vector_like(s.b, w.shape[1], s.b.dtype if s.b is not None and s.b.dtype == out else dtype,
+                 "bias", "w out size")
+    return TensorType(x.shape[:-1] + (w.shape[1],), out)
 
 
 def _linear_ref(s, x, w, b):
@@ -66,7 +80,7 @@ def _linear_ref(s, x, w, b):
     return y if b is None else y + upcast(b)
 
 
-op("nn.linear", "x @ w + b, with w of shape [in, out] and an optional bias [out].",
+op("nn.linear", "x @ w + b, with w of shape [in, out] and an optional bias [out] (the result may be a wider float).",
    operands=["x", "w", Operand("b", optional=True)], infer=_linear_infer, reference=_linear_ref)
 
 

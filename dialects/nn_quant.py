@@ -111,7 +111,7 @@ def _dequantize_infer(s):
     shape = unpacked_shape(q.shape, s.bits)
     axis = norm_axis(s.axis, q.rank)
     _check_scales(s.scales, s.zero_points, shape, axis, s.group_size,
-                  f"axis {s.axis} ({'unpacked ' if s.bits == 4 else ''}size {shape_str(shape)})")
+                  f"axis {s.axis} of the {'unpacked ' if s.bits == 4 else ''}values {shape_str(shape)}")
     return TensorType(shape, s.scales.dtype)
 
 

@@ -28,13 +28,13 @@ def _matmul(b: PrimBuilder, s, x, w):
         w, wt = b.reshape(w, wt.shape + (1,)), wt.with_shape(wt.shape + (1,))
     if wt.rank == 2:  # weights without batch: fold x's leading dims into rows
         rows = math.prod(xt.shape[:-1])
-        y = b.contract(b.reshape(x, (rows, xt.shape[-1])), w, "mk,kn->mn")
+        y = b.contract(b.reshape(x, (rows, xt.shape[-1])), w, "mk,kn->mn", out.dtype)
         return b.reshape(y, out.shape)
     batch = tuple(_broadcast_batch(xt.shape[:-2], wt.shape[:-2]))
     n = math.prod(batch)
     x = b.reshape(b.broadcast_to(x, batch + xt.shape[-2:]), (n,) + xt.shape[-2:])
     w = b.reshape(b.broadcast_to(w, batch + wt.shape[-2:]), (n,) + wt.shape[-2:])
-    return b.reshape(b.contract(x, w, "bmk,bkn->bmn"), out.shape)
+    return b.reshape(b.contract(x, w, "bmk,bkn->bmn", out.dtype), out.shape)
 
 
 def _broadcast_batch(a, c):
@@ -44,7 +44,8 @@ def _broadcast_batch(a, c):
 
 def _linear(b, s, x, w, bias=None):
     y = _matmul(b, s, x, w)
-    return y if bias is None else b.map("add", y, b.broadcast_to(bias, s.results[0].shape))
+    out = s.results[0]
+    return y if bias is None else b.map("add", y, b.broadcast_to(b.cast(bias, out.dtype), out.shape))
 
 
 def _binary(fn):

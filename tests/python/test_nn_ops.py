@@ -24,7 +24,7 @@ NN_OPS = sorted(
     ["matmul", "linear", "conv2d", "add", "sub", "mul", "div", "maximum", "minimum", "relu",
      "gelu", "silu", "sigmoid", "tanh", "exp", "softmax", "layer_norm", "rms_norm", "attention",
      "embedding", "reduce_sum", "reduce_mean", "reduce_max", "reshape", "transpose", "concat",
-     "cast"])
+     "cast", "quantize", "dequantize", "quantized_linear"])  # the last three: dialects/nn_quant.py
 
 
 def T(text: str) -> TensorType:
@@ -77,6 +77,17 @@ BUILD_CASES = [
     ("transpose-default", "transpose", ["2x3x4xf32"], {}, None, "4x3x2xf32"),
     ("concat", "concat", ["2x3xf32", "2x1xf32", "2x4xf32"], {"axis": 1}, None, "2x8xf32"),
     ("cast", "cast", ["2x3xf32"], {}, "2x3xi32", "2x3xi32"),
+    ("matmul-acc", "matmul", ["4x8xbf16", "8x16xbf16"], {}, "4x16xf32", "4x16xf32"),
+    ("linear-acc", "linear", ["4x8xf16", "8x16xf16", "16xf32"], {}, "4x16xf32", "4x16xf32"),
+    # quantized ops (dialects/nn_quant.py)
+    ("quantize", "quantize", ["64x16xf32", "2x16xf32"], {"group_size": 32}, None, "64x16xi8"),
+    ("quantize-int4", "quantize", ["4x64xf32", "4x8xf32", "4x8xi8"],
+     {"bits": 4, "group_size": 8, "axis": 1}, None, "4x32xi8"),
+    ("dequantize", "dequantize", ["64x8xi8", "1x16xf32"], {"bits": 4}, None, "64x16xf32"),
+    ("quantized_linear", "quantized_linear", ["3x4x64xf32", "64x16xi8", "2x16xf32", "2x16xi8", "16xf32"],
+     {"group_size": 32}, None, "3x4x16xf32"),
+    ("quantized_linear-int4-bias", "quantized_linear", ["4x64xbf16", "64x8xi8", "1x16xf32", "16xbf16"],
+     {"bits": 4}, None, "4x16xbf16"),
 ]
 
 
@@ -223,6 +234,23 @@ NEGATIVE_CASES = [
     ("concat", ["2x3xf32", "2x3xi32"], "4x3xf32", "", "operand element types differ: f32, i32"),
     ("concat", ["2x3xf32"], "2x3xf32", "{axis = -3 : i64}", "axis -3 is out of range for rank 2"),
     ("cast", ["2x3xf32"], "3x2xi32", "", "result shape must be [2, 3] like x tensor<2x3xf32>, found tensor<3x2xi32>"),
+    ("matmul", ["4x8xf32", "8x16xf32"], "4x16xf16", "", "result element type f16 cannot accumulate f32"),
+    ("quantize", ["64x16xf32", "2x16xf32"], "64x16xi8", "{bits = 3 : i64, group_size = 32 : i64}",
+     "attribute 'bits' must be one of 8, 4, found 3"),
+    ("quantize", ["64x15xf32", "1x15xf32"], "64x15xi8", "{bits = 4 : i64}",
+     "bits = 4 packs two values per byte along the last dimension: it must be even, found tensor<64x15xf32>"),
+    ("dequantize", ["64x16xi8", "3x16xf32"], "64x16xf32", "{group_size = 24 : i64}",
+     "group_size 24 does not divide axis 0 of the values [64, 16] (64)"),
+    ("quantized_linear", ["4x64xf32", "64x16xi8", "2x16xf32"], "4x16xf32", "{bits = 3 : i64, group_size = 32 : i64}",
+     "attribute 'bits' must be one of 8, 4, found 3"),
+    ("quantized_linear", ["4x64xf32", "64x16xi8", "2x16xf32"], "4x16xf32", "{group_size = 48 : i64}",
+     "group_size 48 does not divide the in size of qweight tensor<64x16xi8> (64)"),
+    ("quantized_linear", ["4x64xf32", "64x8xi8", "4x8xf32"], "4x16xf32", "{bits = 4 : i64, group_size = 16 : i64}",
+     "scales must have shape [4, 16] (axis 0 holds the 4 groups of 16), found tensor<4x8xf32>"),
+    ("quantized_linear", ["4x64xf32", "64x16xi8", "1x16xf32", "1x16xf32", "16xf32"], "4x16xf32", "",
+     "zero_points must have element type i8, found tensor<1x16xf32>"),
+    ("quantized_linear", ["4x64xf32", "64x16xi8", "1x16xf32"], "4x16xf32", "{axis = 1 : i64}",
+     "axis must be 0 (groups run along the in axis of the [in, out] weight), found 1"),
 ]
 
 
