@@ -313,10 +313,15 @@ def _result(value, declared: str | None):
 class Executable:
     """A compiled module (``.vmfb`` bytes) for one target; ``exe(*arrays)`` runs ``main``."""
 
-    def __init__(self, vmfb: bytes, target="cpu"):
+    def __init__(self, vmfb: bytes, target="cpu", *, parameters=None, parameter_scope: str = "model"):
+        """``parameters``: an ``iree.runtime.ParameterIndex`` (e.g. a loaded ``.irpa``
+        archive) that the module's ``#flow.parameter.named<"scope"::"key">`` globals
+        read from; it is added to the context as IREE's parameters module."""
         from stepwell import targets
         self.vmfb = bytes(vmfb)
         self.target = targets.get(target)
+        self.parameters = parameters
+        self.parameter_scope = parameter_scope
         self._module = None
         self._context = None
         self._functions: dict[str, Function] = {}
@@ -406,7 +411,11 @@ class Executable:
         with self._lock:
             if self._context is None:
                 try:
-                    self._context = rt.VmContext(_instance(), [hal, module])
+                    modules = [hal, module]
+                    if self.parameters is not None:
+                        provider = self.parameters.create_provider(scope=self.parameter_scope)
+                        modules.insert(1, rt.create_io_parameters_module(_instance(), provider))
+                    self._context = rt.VmContext(_instance(), modules)
                 except Exception as e:  # noqa: BLE001
                     msg = _clean_iree_message(e)
                     other = re.search(r'#hal\.device\.target<"([\w-]+)"', msg)
@@ -428,3 +437,4 @@ class Executable:
             self._functions.clear()
             self._context = None
             self._module = None
+            self.parameters = None

@@ -24,5 +24,6 @@ from __future__ import annotations
 
 from stepwell.jax._import import JaxModule, import_function, raise_available
 from stepwell.jax._jit import JitFunction, jit
+from stepwell.export import export  # sw.jax.export(fn, params, *args, path=...): stepwell/export.py
 
-__all__ = ["import_function", "jit", "JaxModule", "JitFunction", "raise_available"]
+__all__ = ["import_function", "jit", "export", "JaxModule", "JitFunction", "raise_available"]
