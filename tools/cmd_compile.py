@@ -29,7 +29,8 @@ def add_parser(subparsers):
     p.add_argument("--input-type", choices=("auto", "nn", "stablehlo"), default="auto",
                    help="what the input holds: 'stablehlo' (StableHLO, compiled through IREE's "
                         "StableHLO input), 'nn' (stepwell's nn/prim/linalg levels), 'auto' "
-                        "(default: 'stablehlo' when the input holds StableHLO ops)")
+                        "(default: 'stablehlo' when the input holds StableHLO ops); an explicit "
+                        "type the input contradicts is an error")
     p.add_argument("--raise", dest="raise_ops", action="store_true",
                    help=f"raise StableHLO to nn ('{RAISE_PASS}') before compiling to a .vmfb "
                         "(always done for --compile-to nn/prim/linalg/vector)")
@@ -51,13 +52,11 @@ def _raise(module):
 def run(args) -> int:
     from stepwell import compiler, stages
     from stepwell.module import parse_file
-    from stepwell.stablehlo_input import has_stablehlo, strip_shardy
+    from stepwell.stablehlo_input import resolve_input_type
     from stepwell.tools._errors import write_atomic
 
-    module = parse_file(args.input)
-    stablehlo = args.input_type == "stablehlo" or (args.input_type == "auto" and has_stablehlo(module))
-    if stablehlo:
-        strip_shardy(module)
+    module = parse_file(args.input)  # (single-device Shardy annotations are dropped)
+    stablehlo = resolve_input_type(module, args.input_type) == "stablehlo"
     stage_input = "stablehlo" if stablehlo else "linalg"
     if args.compile_to in ("nn", "prim", "linalg", "vector"):
         if stablehlo:

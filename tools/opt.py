@@ -97,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", "--mlir-pass-statistics", action="store_true",
                    help="print the statistics passes keep (e.g. what stablehlo-to-nn raised) to stderr")
     p.add_argument("--input-type", choices=("auto", "nn", "stablehlo"), default="auto",
-                   help="what the input holds: 'stablehlo' (e.g. from jax.export or another "
-                        "framework: single-device Shardy annotations are removed), 'nn' (taken as "
-                        "is), 'auto' (default: 'stablehlo' when it holds StableHLO ops)")
+                   help="what the input holds: 'stablehlo' (e.g. jax.export's mlir_module() or "
+                        "another framework's; single-device Shardy annotations are dropped), 'nn' "
+                        "(stepwell's levels), 'auto' (default: either); an explicit type the "
+                        "input contradicts is an error")
     p.add_argument("--check-numerics", action="store_true",
                    help="run the module (@main, else each public function) on seeded random inputs "
                         "before and after every pass (numpy references while nn/prim ops remain, "
@@ -363,11 +364,10 @@ class _Collector:
 def _process(text: str, name: str, pipeline, args, timings: dict) -> str:
     """Parse, verify, run the pipeline on one buffer; returns the printed result."""
     from stepwell.module import parse
-    from stepwell.stablehlo_input import has_stablehlo, strip_shardy
+    from stepwell.stablehlo_input import resolve_input_type
     start = time.perf_counter()
     module = parse(text, name=name)
-    if args.input_type == "stablehlo" or (args.input_type == "auto" and has_stablehlo(module)):
-        strip_shardy(module)
+    resolve_input_type(module, args.input_type)
     timings["(parse + verify)"] = timings.get("(parse + verify)", 0.0) + time.perf_counter() - start
     try:
         pipeline.run(module)

@@ -65,11 +65,28 @@ def parse(text: str, *, name: str = "-", verify: bool = True) -> Module:
     try:
         mlir_module = ir.Module.parse(text, context())
     except ir.MLIRError as e:
-        raise StepwellError(from_mlir_error(e, name)) from None
+        mlir_module = _parse_without_shardy(text)
+        if mlir_module is None:
+            raise StepwellError(from_mlir_error(e, name)) from None
     module = Module(mlir_module, name)
     if verify:
         module.verify()
     return module
+
+
+def _parse_without_shardy(text: str):
+    """StableHLO from JAX may carry Shardy (``sdy``) annotations, a dialect IREE's MLIR
+    lacks: parse it again without them (single-device annotations only)."""
+    if "sdy." not in text:
+        return None
+    from stepwell.stablehlo_input import strip_shardy_text
+    stripped = strip_shardy_text(text)
+    if stripped == text:
+        return None
+    try:
+        return ir.Module.parse(stripped, context())
+    except ir.MLIRError:
+        return None
 
 
 def read_source(path: str) -> str:

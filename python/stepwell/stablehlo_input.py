@@ -21,6 +21,8 @@ sub-byte integers                          emulation
 
 ``sdy.mesh``, ``sdy.sharding`` attributes and ``sdy.sharding_constraint`` on one
 device say nothing about the computation: :func:`strip_shardy` removes them.
+IREE's MLIR has no ``sdy`` dialect, so text holding them is first rewritten with
+JAX's bindings (:func:`strip_shardy_text`; ``stepwell.module.parse`` does it).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from stepwell import verifier
 from stepwell.diagnostics import Diagnostic, StepwellError, at
 from stepwell.ir import ir
 
-__all__ = ["has_stablehlo", "strip_shardy", "unsupported_ops", "check_supported",
+__all__ = ["has_stablehlo", "strip_shardy", "strip_shardy_text", "unsupported_ops", "check_supported",
            "UnsupportedOpError", "JAX_PRIMITIVES", "op_name_from_class", "crash_op"]
 
 _DIALECTS = ("stablehlo.", "chlo.", "vhlo.")
@@ -163,22 +165,44 @@ def check_supported(module) -> None:
         raise UnsupportedOpError(diags, found)
 
 
+def resolve_input_type(module, input_type: str = "auto") -> str:
+    """``"stablehlo"`` or ``"nn"`` for a CLI's ``--input-type`` (``auto`` detects); an
+    explicit type that the module contradicts is an error."""
+    found = has_stablehlo(module)
+    if input_type == "auto":
+        return "stablehlo" if found else "nn"
+    if input_type == "stablehlo" and not found:
+        raise StepwellError([Diagnostic("--input-type=stablehlo: the input holds no StableHLO ops",
+                                        "error", module.name)])
+    if input_type == "nn" and found:
+        op = next(op for op in verifier.walk(module.operation) if op.name.startswith(_DIALECTS))
+        raise StepwellError([at(op.location, f"--input-type=nn: the input holds StableHLO "
+                                             f"('{op.name}'); use --input-type=stablehlo or auto",
+                                display_name=module.name)])
+    return input_type
+
+
 # ---------------------------------------------------------------------------
-def strip_shardy(module) -> int:
+def strip_shardy(module, irmod=None) -> int:
     """Remove single-device Shardy annotations in place: ``sdy.mesh`` symbols,
     ``sdy.*`` attributes, and ``sdy.sharding_constraint``/``sdy.reshard`` (identities).
-    Returns how many things were removed; other ``sdy`` ops stay (and are reported)."""
+    Returns how many things were removed; other ``sdy`` ops stay (and are reported).
+    ``module``: a stepwell Module, or (with ``irmod``, the bindings' ``ir`` module) a
+    module of other MLIR bindings (JAX's, which can parse ``sdy``)."""
+    irmod = irmod or ir
+    mlir_module = getattr(module, "mlir", module)
     removed = 0
-    for op in list(verifier.walk(module.operation)):
+    for op in list(verifier.walk(mlir_module.operation)):
         if op.name in ("sdy.sharding_constraint", "sdy.reshard") and len(op.operands) == 1:
             op.results[0].replace_all_uses_with(op.operands[0])
             op.erase()
             removed += 1
-    for op in list(module.body.operations):
+    for op in list(mlir_module.body.operations):
         if op.operation.name == "sdy.mesh":
             op.operation.erase()
             removed += 1
-    for op in verifier.walk(module.operation):
+    ctx = mlir_module.context
+    for op in verifier.walk(mlir_module.operation):
         attrs = op.attributes
         for name in [n for n in attrs if n.startswith("sdy.")]:
             del attrs[name]
@@ -188,16 +212,36 @@ def strip_shardy(module) -> int:
                 if list_name not in attrs:
                     continue
                 dicts = [[d[i] for i in range(len(d))]
-                         for d in (ir.DictAttr(a) for a in ir.ArrayAttr(attrs[list_name]))]
+                         for d in (irmod.DictAttr(a) for a in irmod.ArrayAttr(attrs[list_name]))]
                 if not any(n.name.startswith("sdy.") for d in dicts for n in d):
                     continue
                 cleaned = []
                 for d in dicts:
                     keep = {n.name: n.attr for n in d if not n.name.startswith("sdy.")}
                     removed += len(d) - len(keep)
-                    cleaned.append(ir.DictAttr.get(keep, context=module.mlir.context))
-                attrs[list_name] = ir.ArrayAttr.get(cleaned, context=module.mlir.context)
+                    cleaned.append(irmod.DictAttr.get(keep, context=ctx))
+                attrs[list_name] = irmod.ArrayAttr.get(cleaned, context=ctx)
     return removed
+
+
+def strip_shardy_text(text: str) -> str:
+    """``text`` without single-device Shardy annotations. IREE's MLIR cannot even parse
+    ``sdy`` ops and attributes, so this goes through JAX's MLIR bindings (which register
+    the ``sdy`` dialect); text without ``sdy.`` is returned as is."""
+    if "sdy." not in text:
+        return text
+    try:
+        from jax._src.interpreters import mlir as jax_mlir
+        from jax.extend.mlir import ir as jax_ir
+    except ImportError:  # no JAX: let the parser report the sdy ops
+        return text
+    ctx = jax_mlir.make_ir_context()
+    try:
+        module = jax_ir.Module.parse(text, context=ctx)
+    except Exception:  # noqa: BLE001  (not valid there either: our parser reports it)
+        return text
+    strip_shardy(module, jax_ir)
+    return module.operation.get_asm(enable_debug_info=True)
 
 
 # ---------------------------------------------------------------------------

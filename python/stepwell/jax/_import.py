@@ -22,7 +22,8 @@ class JaxModule(Module):
     ``in_tree``/``out_tree``: ``jax.tree_util.PyTreeDef`` of ``(args, kwargs)`` (static
     arguments left out) and of the result; ``in_avals``/``out_avals``: the
     ``ShapedArray`` of each flattened argument and result (the order of @main's
-    arguments and results); ``raised``: whether ``stablehlo-to-nn`` ran on it.
+    arguments and results); ``raised``: whether ``stablehlo-to-nn`` ran on it, and
+    ``raise_report`` what it raised.
     """
 
     def __init__(self, mlir_module, name: str = "-", *, in_tree=None, out_tree=None,
@@ -33,11 +34,14 @@ class JaxModule(Module):
         self.in_avals = tuple(in_avals)
         self.out_avals = tuple(out_avals)
         self.raised = raised
+        self.raise_report = None  # stepwell.raising.Report once raised
 
     def clone(self) -> "JaxModule":
         copy = super().clone()
-        return JaxModule(copy.mlir, self.name, in_tree=self.in_tree, out_tree=self.out_tree,
-                         in_avals=self.in_avals, out_avals=self.out_avals, raised=self.raised)
+        out = JaxModule(copy.mlir, self.name, in_tree=self.in_tree, out_tree=self.out_tree,
+                        in_avals=self.in_avals, out_avals=self.out_avals, raised=self.raised)
+        out.raise_report = self.raise_report
+        return out
 
     def flatten_args(self, *args, **kwargs) -> list:
         """The arguments (without static ones) as @main's flat list of leaves."""
@@ -153,8 +157,11 @@ def _import(fn, sig: Signature, avals, *, raise_ops: bool, name: str | None = No
     text, out_tree, out_avals, lowered = lower_to_text(fn, sig, avals)
     display = name or f"<jax:{_fn_name(fn)}>"
     try:
-        module = parse(text, name=display)
-    except StepwellError:
+        module = parse(text, name=display)  # (single-device Shardy annotations are dropped)
+    except StepwellError as e:
+        if "sdy." in text and "sdy" in str(e):
+            raise StepwellError(f"'{_fn_name(fn)}' lowers to Shardy (sdy) ops that IREE rejects: "
+                                "import it for one device, without shard_map") from None
         # A StableHLO printed by a newer JAX than IREE's parser knows: the generic
         # form is the most portable spelling.
         generic = lowered.compiler_ir("stablehlo").operation.get_asm(
@@ -189,12 +196,18 @@ def raise_available() -> bool:
 
 
 def raise_stablehlo(module: JaxModule) -> bool:
-    """Run ``stablehlo-to-nn`` on ``module`` in place if the pass exists; whether it ran."""
+    """Run ``stablehlo-to-nn`` on ``module`` in place if the pass exists; whether it ran.
+    What it raised is kept in ``module.raise_report`` (``stepwell.raising.Report``)."""
     if not raise_available():
         return False
-    from stepwell.pipeline import Pipeline
     try:
-        Pipeline(RAISE_PASS).run(module)
+        try:
+            from stepwell import raising
+        except ImportError:
+            from stepwell.pipeline import Pipeline
+            Pipeline(RAISE_PASS).run(module)
+        else:
+            module.raise_report = raising.raise_stablehlo(module)
     except StepwellError as e:
         raise type(e)(e.diagnostics + [Diagnostic(
             "raising StableHLO to nn failed; sw.jax.import_function(..., raise_ops=False) / "
