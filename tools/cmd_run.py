@@ -1,6 +1,7 @@
 """``stepwell run out.vmfb --function main --input x.npy --input 2x3xf32=1,2,3,4,5,6``.
 
-Inputs use ``iree-run-module``'s syntax; an ``.mlir`` file is compiled first.
+Inputs use ``iree-run-module``'s syntax; an ``.mlir`` file is compiled first; a folder
+written by ``stepwell export`` / ``sw.jax.export`` is loaded with ``sw.load``.
 """
 
 from __future__ import annotations
@@ -8,15 +9,17 @@ from __future__ import annotations
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "run", help="run a compiled module (.vmfb, or .mlir compiled on the fly)",
+        "run", help="run a compiled module (.vmfb, .mlir compiled on the fly, or an export folder)",
         description="Run one function of a compiled module on the given inputs and print "
                     "(or save) its results.")
-    p.add_argument("module", help=".vmfb or .mlir file")
+    p.add_argument("module", help=".vmfb or .mlir file, or a folder from 'stepwell export'")
     p.add_argument("--function", default="main", help="entry point (default: main)")
     p.add_argument("--input", action="append", default=[], metavar="SPEC",
                    help="an input: 2x3xf32=1,2,3,4,5,6 | 2x3xf32=0 (splat) | f32=1.5 | x.npy | @x.npy")
     p.add_argument("--output", metavar="OUT.npz", help="save the results to an .npz file")
-    p.add_argument("--target", default="cpu", help="target the module was compiled for (default: cpu)")
+    p.add_argument("--target", default=None,
+                   help="target the module was compiled for (default: cpu; an export folder's "
+                        "manifest names its own)")
     return p
 
 
@@ -27,17 +30,38 @@ def run(args) -> int:
     from stepwell.diagnostics import StepwellError
     from stepwell.runtime import Executable
 
+    if os.path.isdir(args.module):
+        from stepwell.export import load
+        model = load(args.module, target=args.target)
+        if args.function != "main":
+            raise StepwellError(f"an export folder has one entry point, 'main' (not '{args.function}')")
+        outputs = model(*inputs.parse_inputs(args.input, [i["type"] for i in model.inputs]))
+        leaves = _leaves(outputs)
+        print(inputs.format_outputs(tuple(leaves)))
+        if args.output:
+            inputs.save_outputs(args.output, tuple(leaves))
+        return 0
     if not os.path.isfile(args.module):
         raise StepwellError(f"no such file: '{args.module}'")
+    target = args.target or "cpu"
     if args.module.endswith(".mlir"):
         from stepwell import compiler
         from stepwell.module import parse_file
-        exe = compiler.compile(parse_file(args.module), target=args.target)
+        exe = compiler.compile(parse_file(args.module), target=target)
     else:
-        exe = Executable.load(args.module, target=args.target)
+        exe = Executable.load(args.module, target=target)
     fn = exe.function(args.function)
     outputs = fn(*inputs.parse_inputs(args.input, fn.arg_types))
     print(inputs.format_outputs(outputs))
     if args.output:
         inputs.save_outputs(args.output, outputs)
     return 0
+
+
+def _leaves(tree) -> list:
+    """The arrays of a model's output pytree (dicts in key order), flat."""
+    if isinstance(tree, dict):
+        return [leaf for k in sorted(tree) for leaf in _leaves(tree[k])]
+    if isinstance(tree, (tuple, list)):
+        return [leaf for t in tree for leaf in _leaves(t)]
+    return [] if tree is None else [tree]
