@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import collections
 
-from stepwell.ir import context, passmanager
+from stepwell.ir import context, ir, passmanager
 from stepwell.passes_base import Pass, apply_patterns, register
 from stepwell.passes.prim_simplify import erase_dead, fold_constants, fold_map_identity, fold_same_type
 
@@ -36,6 +36,7 @@ from stepwell.passes._stablehlo_match import (
     NO_MATCH, Builder, collapse_expansion, fold_bool_select, fold_identity_element, shuffle_as_reshape)
 
 SOURCE_DIALECTS = ("stablehlo.", "chlo.")
+KEEP = "stepwell.shape_computation"  # marks StableHLO that computes a dynamic op's shape
 # nn ops that only composite rules produce (each stands for a DAG of StableHLO ops)
 COMPOSITE_OPS = ("nn.attention", "nn.softmax", "nn.layer_norm", "nn.rms_norm", "nn.gelu", "nn.silu",
                  "nn.sigmoid", "nn.relu", "nn.linear")
@@ -44,6 +45,35 @@ COMPOSITE_OPS = ("nn.attention", "nn.softmax", "nn.layer_norm", "nn.rms_norm", "
 def _in_function(op) -> bool:
     parent = op.parent
     return parent is not None and parent.name == "func.func"
+
+
+def _mark_shape_computations(module) -> None:
+    """Mark the ops computing the shape operands of dynamic StableHLO ops: IREE folds those
+    chains while they are StableHLO, so they stay StableHLO."""
+    from stepwell.verifier import walk
+    seen, work = set(), []
+    for op in walk(module.operation):
+        if op.name.startswith("stablehlo.dynamic_") or op.name == "stablehlo.real_dynamic_slice":
+            work += [v for v in list(op.operands)[1:] if "xi" in str(v.type) or "index" in str(v.type)]
+    while work:
+        owner = work.pop().owner
+        if isinstance(owner, ir.Block):
+            continue
+        op = owner.operation
+        if op.name.startswith(SOURCE_DIALECTS) and KEEP not in op.attributes:
+            op.attributes[KEEP] = ir.UnitAttr.get(context())
+            work += list(op.operands)
+
+
+def _unmark(module) -> None:
+    from stepwell.verifier import walk
+    for op in walk(module.operation):
+        if KEEP in op.attributes:
+            del op.attributes[KEEP]
+
+
+def _raisable(op) -> bool:
+    return KEEP not in op.attributes and raising.supported(op)
 
 
 def _pattern(rule, check=None):
@@ -115,10 +145,11 @@ class StablehloToNn(Pass):
         before = source_counts(module)
         nn_before = module.op_counts()
         cleanups = _cleanups()
+        _mark_shape_computations(module)
         with context():
             first = collections.defaultdict(list, {k: list(v) for k, v in cleanups.items()})
             for name, rule in raising.RULES.items():
-                first[name].append(_pattern(rule, raising.supported))
+                first[name].append(_pattern(rule, _raisable))
             apply_patterns(module, dict(first))
             phases = composite_rules.PHASES if self.composites else composite_rules.PHASES[2:3]
             for phase in phases:
@@ -126,6 +157,7 @@ class StablehloToNn(Pass):
                 for root, fns in phase.items():
                     patterns[root] += [_pattern(fn) for fn in fns]
                 apply_patterns(module, dict(patterns))
+        _unmark(module)
         after = module.op_counts()
         left = source_counts(module)
         total = sum(before.values())
