@@ -68,7 +68,7 @@ def available(target: "str | Target") -> Availability:
     here = host_arch()
     if t.arch is not None and t.arch != here:
         return Availability(False, f"target '{t.spec}' makes {t.arch} code and this machine is "
-                                   f"{here}: compile only (run the .vmfb on an {t.arch} machine)")
+                                   f"{here}: compile only (run the .vmfb on {t.arch} hardware)")
     with _LOCK:
         if t.driver not in _AVAILABLE:
             from stepwell import runtime

@@ -27,6 +27,7 @@ class Capabilities:
     f64: bool = True           # native f64 arithmetic (SPIR-V Float64)
     i64: bool = True           # native i64 arithmetic (SPIR-V Int64)
     i8_dot: bool = False       # hardware int8 dot products (VNNI, dp4a, dot4...)
+    fused_attention: bool = True  # IREE codegen takes iree_linalg_ext.attention whole
     subgroup_size: int | None = None  # GPU subgroup (warp/wave) width; None on CPUs
 
 

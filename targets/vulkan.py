@@ -11,17 +11,20 @@ Adreno and the Android baseline have no f64/i64, the baseline no f16. No profile
 
 from __future__ import annotations
 
+import functools
+
 from stepwell.targets._base import Capabilities, Option, Target
 
-_SOFT = Capabilities(f16=True, bf16=False, i8_dot=False, subgroup_size=8)
-_RDNA = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=32)
-_CDNA = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=64)
-_NVIDIA = Capabilities(f16=True, bf16=False, i8_dot=True, subgroup_size=32)
-_MALI = Capabilities(f16=True, bf16=False, f64=False, i64=False, i8_dot=True, subgroup_size=16)
-_ADRENO = Capabilities(f16=True, bf16=False, f64=False, i64=False, i8_dot=False,
-                       subgroup_size=64)
-_BASELINE = Capabilities(f16=False, bf16=False, f64=False, i64=False, i8_dot=False,
-                         subgroup_size=64)
+# No profile has bf16; IREE 3.13's SPIR-V codegen cannot compile iree_linalg_ext.attention
+# (prim-to-linalg{attention=true}): "online_attention op result #0 must be ... tensor".
+_caps = functools.partial(Capabilities, bf16=False, fused_attention=False)
+_SOFT = _caps(f16=True, i8_dot=False, subgroup_size=8)
+_RDNA = _caps(f16=True, i8_dot=True, subgroup_size=32)
+_CDNA = _caps(f16=True, i8_dot=True, subgroup_size=64)
+_NVIDIA = _caps(f16=True, i8_dot=True, subgroup_size=32)
+_MALI = _caps(f16=True, f64=False, i64=False, i8_dot=True, subgroup_size=16)
+_ADRENO = _caps(f16=True, f64=False, i64=False, i8_dot=False, subgroup_size=64)
+_BASELINE = _caps(f16=False, f64=False, i64=False, i8_dot=False, subgroup_size=64)
 
 TARGETS = [
     Target("vulkan", "vulkan-spirv", "vulkan", (), _SOFT,

@@ -7,6 +7,13 @@ The on-disk compilation cache (``stepwell.cache``) of a test session is a fresh 
 folder (``STEPWELL_CACHE_DIR``, inherited by the subprocesses tests start), so results
 never depend on a user's ``~/.cache/stepwell``. ``STEPWELL_TEST_CACHE_DIR`` names a
 folder to keep between runs instead (faster local reruns).
+
+``run_target``: the numeric suites take it to run on each of
+``target_checks.suite_targets()``: cpu; vulkan (marked ``vulkan``); cuda and rocm
+(marked ``gpu``) where a device is found; or ``STEPWELL_TEST_TARGETS=cpu,vulkan:...``.
+It is module-scoped, so a suite compiles its module once per target; a target that
+cannot run here skips with the reason. Vulkan is pinned to Mesa's lavapipe
+(``VK_ICD_FILENAMES``) when that is installed and no driver was chosen.
 """
 
 import os
@@ -14,9 +21,22 @@ import os
 import pytest
 from hypothesis import settings
 
+from target_checks import pin_lavapipe, target_params
+
 settings.register_profile("ci", max_examples=10, derandomize=True, deadline=None)
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("dev" if os.environ.get("STEPWELL_HYPOTHESIS") == "dev" else "ci")
+pin_lavapipe()
+
+
+@pytest.fixture(scope="module", params=target_params())
+def run_target(request):
+    """A resolved target the numeric suites run on; skips (with the reason) if it cannot run here."""
+    import stepwell as sw
+    available = sw.targets.available(request.param)
+    if not available:
+        pytest.skip(f"target '{request.param}' cannot run here: {available.reason}")
+    return sw.targets.get(request.param)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,5 +1,7 @@
-"""End to end on the CPU: every nn op and whole programs, compiled through IREE,
-against the numpy reference semantics and JAX (tolerances: stepwell.testing)."""
+"""End to end: every nn op and whole programs, compiled through IREE, against the numpy
+reference semantics and JAX (tolerances: stepwell.testing). The per-op and program
+tests run on every target of the ``run_target`` fixture (cpu, and vulkan on lavapipe
+where it is installed: conftest.py); the drawn-shape tests run on the CPU."""
 
 import os
 
@@ -14,18 +16,25 @@ from stepwell import interpreter
 from stepwell.testing import assert_close
 
 from nn_cases import CASES, inputs, module
+from target_checks import missing_features, skip_unsupported
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "nn")
 
 
+def _types(case) -> list[str]:
+    return [*case[1], case[2]]
+
+
 @pytest.fixture(scope="module")
-def all_ops():
-    m = sw.parse(module())
-    return m, sw.compile(m, target="cpu")
+def all_ops(run_target):
+    """Every case the target supports, in one module compiled once per target."""
+    m = sw.parse(module([c for c in CASES if not missing_features(run_target, _types(c))]))
+    return m, sw.compile(m, target=run_target)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_every_nn_op_matches_reference(all_ops, case):
+def test_every_nn_op_matches_reference(run_target, all_ops, case):
+    skip_unsupported(run_target, _types(case), case[0])
     m, exe = all_ops
     args = inputs(case, seed=3)
     want = interpreter.run(m, *args, function=case[0])[0]
@@ -118,10 +127,10 @@ PROGRAMS = {
 
 
 @pytest.mark.parametrize("name", list(PROGRAMS))
-def test_programs_match_jax(name):
+def test_programs_match_jax(run_target, name):
     ref, shapes = PROGRAMS[name]
     args = [_rand(*s, scale=s[0] ** -0.5 if len(s) == 2 else 1.0) for s in shapes]
-    exe = sw.compile(sw.parse_file(os.path.join(EXAMPLES, f"{name}.mlir")), target="cpu")
+    exe = sw.compile(sw.parse_file(os.path.join(EXAMPLES, f"{name}.mlir")), target=run_target)
     got = exe(*args)
     want = np.asarray(jax.jit(ref)(*args))
     rel = np.max(np.abs(got - want)) / np.max(np.abs(want))

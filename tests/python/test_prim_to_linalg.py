@@ -1,8 +1,11 @@
-"""prim-to-linalg numerics: every prim op (and its variants) lowered, compiled for the CPU
-by IREE and compared with the op's numpy reference semantics.
+"""prim-to-linalg numerics: every prim op (and its variants) lowered, compiled by IREE
+for each target of the ``run_target`` fixture (cpu, and vulkan on lavapipe where it is
+installed: conftest.py) and compared with the op's numpy reference semantics.
 
-All cases live in one module that is lowered and compiled once (IREE costs ~0.5 s
-per compile here); each case is one function ``@c<N>`` holding one prim op.
+All cases live in one module that is lowered and compiled once per target (IREE costs
+~0.5 s per compile here); each case is one function ``@c<N>`` holding one prim op. A
+case whose element types the target lacks (bf16 on Vulkan) is left out of that
+target's module and skipped with the missing capability named.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import pytest
 import stepwell as sw
 from stepwell import opspec
 from stepwell.types import TensorType, dtype_of
+
+from target_checks import missing_features, skip_unsupported
 
 rng = np.random.default_rng(0)
 BF16 = ml_dtypes.bfloat16
@@ -221,20 +226,27 @@ def build_case(i: int, c: dict) -> str:
             f"  return %0 : {result}\n}}\n")
 
 
+TEXTS = [build_case(i, c) for i, c in enumerate(CASES)]  # also fills in c["types"], c["result"]
+
+
+def case_types(c: dict) -> list[str]:
+    return [*c["types"], c["result"]]
+
+
 @pytest.fixture(scope="module")
-def compiled():
-    text = "".join(build_case(i, c) for i, c in enumerate(CASES))
+def compiled(run_target):
+    text = "".join(t for t, c in zip(TEXTS, CASES) if not missing_features(run_target, case_types(c)))
     module = sw.parse(text, name="prim-cases.mlir")
     sw.Pipeline("prim-to-linalg").run(module)
     leftover = [n for n in module.op_counts() if n.startswith(("prim.", "nn."))]
     assert not leftover, leftover
-    return _compile(module)
+    return _compile(module, run_target)
 
 
-def _compile(module):
-    """A callable per function: sw.compile when it exists, else IREE directly."""
+def _compile(module, target):
+    """A callable per function: sw.compile when it exists, else IREE directly (CPU)."""
     try:
-        exe = sw.compile(module, target="cpu")
+        exe = sw.compile(module, target=target)
         return lambda name: exe.function(name)
     except (ImportError, AttributeError):
         import iree.compiler
@@ -257,8 +269,9 @@ def reference(c: dict) -> np.ndarray:
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[c["id"] for c in CASES])
-def test_lowered_op_matches_reference(compiled, index):
+def test_lowered_op_matches_reference(run_target, compiled, index):
     c = CASES[index]
+    skip_unsupported(run_target, case_types(c), c["id"])
     got = np.asarray(compiled(f"c{index}")(*c["inputs"]))
     want = reference(c)
     assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)
@@ -282,9 +295,16 @@ ATTENTION_CASES = [  # (id, q, k, v, mask, attrs)
 ]
 
 
-def _attention_module() -> str:
+def _attention_types(case) -> list[str]:
+    return [str(TensorType(a.shape, dtype_of(a.dtype))) for a in case[1:5] if a is not None]
+
+
+def _attention_module(target) -> tuple[str, int]:
+    """The attention cases ``target`` supports, and how many there are."""
     funcs = []
     for i, (_, *arrays, attrs) in enumerate(ATTENTION_CASES):
+        if missing_features(target, _attention_types(ATTENTION_CASES[i]), FUSED):
+            continue
         arrays = [a for a in arrays if a is not None]
         types = [str(TensorType(a.shape, dtype_of(a.dtype))) for a in arrays]
         out = str(TensorType(arrays[0].shape[:-1] + arrays[2].shape[-1:], dtype_of(arrays[0].dtype)))
@@ -293,24 +313,31 @@ def _attention_module() -> str:
             f"func.func @a{i}({', '.join(f'%a{j}: {t}' for j, t in enumerate(types))}) -> {out} {{\n"
             f"  %0 = \"nn.attention\"({', '.join(f'%a{j}' for j in range(len(types)))}) {{{text}}} "
             f": ({', '.join(types)}) -> {out}\n  return %0 : {out}\n}}\n")
-    return "".join(funcs)
+    return "".join(funcs), len(funcs)
+
+
+FUSED = ("fused_attention",)  # iree_linalg_ext.attention must compile for the target
 
 
 @pytest.fixture(scope="module")
-def attention_compiled():
+def attention_compiled(run_target):
     from stepwell import passes
     if passes.get("nn-to-prim") is None:
         pytest.skip("nn-to-prim is not available")
-    module = sw.parse(_attention_module(), name="attention-cases.mlir")
+    skip_unsupported(run_target, what="iree_linalg_ext.attention (prim-to-linalg{attention=true})",
+                     needs=FUSED)
+    text, n = _attention_module(run_target)
+    module = sw.parse(text, name="attention-cases.mlir")
     sw.Pipeline("nn-to-prim,prim-to-linalg{attention=true}").run(module)
     counts = module.op_counts()
-    assert counts.get("iree_linalg_ext.attention") == len(ATTENTION_CASES), counts
+    assert counts.get("iree_linalg_ext.attention") == n, counts
     assert not any(n.startswith(("prim.", "nn.", "linalg.matmul", "linalg.batch_matmul")) for n in counts), counts
-    return _compile(module)
+    return _compile(module, run_target)
 
 
 @pytest.mark.parametrize("index", range(len(ATTENTION_CASES)), ids=[c[0] for c in ATTENTION_CASES])
-def test_attention_kept_whole_matches_reference(attention_compiled, index):
+def test_attention_kept_whole_matches_reference(run_target, attention_compiled, index):
+    skip_unsupported(run_target, _attention_types(ATTENTION_CASES[index]), ATTENTION_CASES[index][0])
     _, q, k, v, mask, attrs = ATTENTION_CASES[index]
     inputs = [a for a in (q, k, v, mask) if a is not None]
     got = np.asarray(attention_compiled(f"a{index}")(*inputs))

@@ -14,6 +14,9 @@ from stepwell import compiler
 from stepwell.runtime import Executable
 from stepwell.targets import Capabilities, Option, Target, _base
 
+from target_checks import (EM_AARCH64, EM_AMDGPU, EM_RISCV, EM_X86_64, SPIRV_MAGIC,
+                           amdgpu_archs, elf_machine, ptx_targets)
+
 SRC = """
 func.func @main(%a: tensor<4x8xf32>, %b: tensor<8x3xf32>) -> tensor<4x3xf32> {
   %z = arith.constant 0.0 : f32
@@ -24,18 +27,6 @@ func.func @main(%a: tensor<4x8xf32>, %b: tensor<8x3xf32>) -> tensor<4x3xf32> {
   return %r : tensor<4x3xf32>
 }
 """
-
-EM_X86_64, EM_AARCH64, EM_RISCV, EM_AMDGPU = 62, 183, 243, 224
-
-
-def elf_machine(vmfb: bytes) -> int | None:
-    """e_machine of the first ELF image embedded in a module."""
-    i = vmfb.find(b"\x7fELF")
-    if i < 0:
-        return None
-    order = "little" if vmfb[i + 5] == 1 else "big"
-    return int.from_bytes(vmfb[i + 18:i + 20], order)
-
 
 _COMPILED: dict[str, bytes] = {}
 
@@ -212,14 +203,14 @@ def test_host_cpu_elf_machine():
 
 
 def test_cuda_module_holds_ptx_for_the_option():
-    assert set(re.findall(rb"\.target (sm_\d+)", compiled("cuda"))) == {b"sm_80"}
-    assert set(re.findall(rb"\.target (sm_\d+)", compiled("cuda:sm_86"))) == {b"sm_86"}
+    assert ptx_targets(compiled("cuda")) == {"sm_80"}
+    assert ptx_targets(compiled("cuda:sm_86")) == {"sm_86"}
 
 
 def test_rocm_module_holds_code_for_the_option():
-    assert b"gfx942" in compiled("rocm")
+    assert amdgpu_archs(compiled("rocm")) == {"gfx942"}
     blob = compiled("rocm:gfx1100")
-    assert b"gfx1100" in blob and b"gfx942" not in blob
+    assert amdgpu_archs(blob) == {"gfx1100"} and b"gfx942" not in blob
 
 
 def test_cross_target_executable_refuses_to_run():
@@ -252,7 +243,7 @@ def test_module_for_another_target_is_refused_clearly():
 
 
 def test_vulkan_module_holds_spirv():
-    assert b"\x03\x02\x23\x07" in compiled("vulkan")  # SPIR-V magic, little-endian
+    assert SPIRV_MAGIC in compiled("vulkan")
 
 
 def test_cpu_generic_runs_here():
