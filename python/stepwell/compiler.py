@@ -52,28 +52,32 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def compile(module, target="cpu", *, flags=(), stage_input: str = "auto", cache: bool | None = None):
+def compile(module, target="cpu", *, flags=(), stage_input: str = "auto", cache: bool | None = None,
+            precision: str | None = None):
     """Compile ``module`` (a :class:`Module` or MLIR text) for ``target``.
 
     ``nn``/``prim`` ops are lowered to linalg first. ``stage_input`` says what IREE
     is handed: ``"auto"`` (default: StableHLO input when the module holds StableHLO
     ops, e.g. from JAX, else linalg), ``"linalg"`` or ``"stablehlo"``. ``flags`` are
     extra ``iree-compile`` flags, after the target's. ``cache``: use the on-disk
-    compilation cache (None: yes, unless ``STEPWELL_NO_CACHE=1``).
+    compilation cache (None: yes, unless ``STEPWELL_NO_CACHE=1``). ``precision``: a
+    policy applied to an nn-level module first (``"bf16"``, ``"f16"``, ``"int8"``,
+    ``"int4"``, ``"bf16+int8"``: ``passes/nn_precision.py``, docs/low-precision.md).
     """
     from stepwell import targets
     from stepwell.runtime import Executable
     tgt = targets.get(target)
-    vmfb = compile_vmfb(module, tgt, flags=flags, stage_input=stage_input, cache=cache)
+    vmfb = compile_vmfb(module, tgt, flags=flags, stage_input=stage_input, cache=cache,
+                        precision=precision)
     return Executable(vmfb, tgt)
 
 
 def compile_vmfb(module, target="cpu", *, flags=(), stage_input: str = "auto",
-                 cache: bool | None = None) -> bytes:
+                 cache: bool | None = None, precision: str | None = None) -> bytes:
     """Like :func:`compile`, returning the ``.vmfb`` bytes."""
     from stepwell import targets
     tgt = targets.get(target)
-    m = prepare(module, stage_input)
+    m = prepare(module, stage_input, precision)
     return _run_iree(m, tgt, _flags(flags), input_type(m, stage_input), cache=cache)
 
 
@@ -84,17 +88,18 @@ def input_type(module: Module, stage_input: str = "auto") -> str:
     return _INPUT_TYPES[stage_input] or "auto"
 
 
-def compile_to(module, stage: str, *, target="cpu", flags=(), stage_input: str = "auto"):
+def compile_to(module, stage: str, *, target="cpu", flags=(), stage_input: str = "auto",
+               precision: str | None = None):
     """IREE's view of a module at a stage past ``linalg``: ``"dispatch"`` gives the
     flow-level IR (dispatch regions) as text, ``"vmfb"`` the compiled bytes."""
     from stepwell import targets
     tgt = targets.get(target)
     if stage == "vmfb":
-        return compile_vmfb(module, tgt, flags=flags, stage_input=stage_input)
+        return compile_vmfb(module, tgt, flags=flags, stage_input=stage_input, precision=precision)
     if stage not in _IREE_PHASES:
         raise StepwellError(f"compile_to: stage '{stage}' is not an IREE stage "
                             f"(IREE stages: {', '.join([*_IREE_PHASES, 'vmfb'])})")
-    m = prepare(module, stage_input)
+    m = prepare(module, stage_input, precision)
     extra = (*_flags(flags), f"--compile-to={_IREE_PHASES[stage]}")
     return _run_iree(m, tgt, extra, input_type(m, stage_input)).decode("utf-8")
 
@@ -111,7 +116,7 @@ def _flags(flags) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------
-def prepare(module, stage_input: str = "auto") -> Module:
+def prepare(module, stage_input: str = "auto", precision: str | None = None) -> Module:
     """The module as IREE will get it: parsed, lowered to linalg if needed, checked
     (custom ops, Shardy annotations, StableHLO that IREE cannot compile)."""
     if stage_input not in _INPUT_TYPES:
@@ -123,6 +128,9 @@ def prepare(module, stage_input: str = "auto") -> Module:
     elif not isinstance(module, Module):
         raise StepwellError(f"compile expects a stepwell Module or MLIR text, "
                             f"not {type(module).__name__}")
+    if precision is not None:  # a precision policy (nn-precision / nn-quantize-weights)
+        from stepwell.passes.nn_precision import apply_policy
+        module = apply_policy(module, precision)
     lowered = False
     if _has_custom_ops(module):
         stages = _stages()
@@ -177,7 +185,8 @@ def check_compilable(module: Module, *, lowered: bool = False) -> None:
 # ---------------------------------------------------------------------------
 def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: bool | None = None) -> bytes:
     text = module.print(debuginfo=True)
-    all_flags = [*target.flags, *flags]
+    from stepwell.quantize import iree_flags  # keeps a dequantized weight fused (quantize.py)
+    all_flags = [*target.flags, *iree_flags(module, target), *flags]
     # Locations do not change the code: a function moved in its file is the same key.
     key = disk_cache.key(module.print(), target.spec, target.backend, input_type, all_flags)
     with _CACHE_LOCK:
