@@ -34,6 +34,10 @@ def add_parser(subparsers):
     p.add_argument("--raise", dest="raise_ops", action="store_true",
                    help=f"raise StableHLO to nn ('{RAISE_PASS}') before compiling to a .vmfb "
                         "(always done for --compile-to nn/prim/linalg/vector)")
+    p.add_argument("--precision", metavar="POLICY",
+                   help="precision policy for nn-level models: bf16, f16 (compute in that type, "
+                        "f32 accumulation and norms), int8, int4 (weight-only quantization) or a "
+                        "combination such as bf16+int8 (docs/low-precision.md)")
     p.add_argument("--iree-flag", action="append", default=[], metavar="FLAG",
                    help="extra iree-compile flag (repeatable), e.g. --iree-flag=--iree-opt-level=O3")
     p.add_argument("--no-cache", dest="cache", action="store_false",
@@ -58,20 +62,25 @@ def run(args) -> int:
     module = parse_file(args.input)  # (single-device Shardy annotations are dropped)
     stablehlo = resolve_input_type(module, args.input_type) == "stablehlo"
     stage_input = "stablehlo" if stablehlo else "linalg"
+    if args.precision and stablehlo:  # the policies rewrite nn ops
+        _raise(module)
     if args.compile_to in ("nn", "prim", "linalg", "vector"):
         if stablehlo:
             _raise(module)
+        if args.precision:
+            from stepwell.passes.nn_precision import apply_policy
+            module = apply_policy(module, args.precision)
         write_atomic(args.output or "-", str(stages.lower(module, to=args.compile_to)) + "\n")
         return 0
     if stablehlo and args.raise_ops:
         _raise(module)
     if args.compile_to == "dispatch":
         text = compiler.compile_to(module, "dispatch", target=args.target, flags=args.iree_flag,
-                                   stage_input=stage_input)
+                                   stage_input=stage_input, precision=args.precision)
         write_atomic(args.output or "-", text)
         return 0
     exe = compiler.compile(module, target=args.target, flags=args.iree_flag, stage_input=stage_input,
-                           cache=None if args.cache else False)
+                           cache=None if args.cache else False, precision=args.precision)
     out = args.output or (os.path.splitext(os.path.basename(args.input))[0] + ".vmfb"
                           if args.input != "-" else "out.vmfb")
     exe.save(out)
