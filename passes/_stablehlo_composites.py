@@ -46,8 +46,14 @@ def _float(x) -> bool:
 
 # -- softmax ------------------------------------------------------------------------------
 
+def _maybe_cast(p):
+    """``p``, or ``p`` converted (low-precision softmax sums in f32 between two converts)."""
+    return Either(p, Op("prim.cast", Unit(p)))
+
+
+_E = Var("e", loose=True)
 SOFTMAX = Map("div", Bind("e", Map("exp", Map("sub", X, Expand(Reduce("max", XL, "rmax"), "bmax")))),
-              Expand(Reduce("sum", Var("e", loose=True), "rsum"), "bsum"))
+              Expand(_maybe_cast(Reduce("sum", Either(_E, Op("prim.cast", _E)), "rsum")), "bsum"))
 
 
 # exp(x - max(x)) / sum(exp(x - max(x))) over one axis -> nn.softmax.
@@ -271,6 +277,13 @@ def _mask(b, src, letters, nb, sq, ks, sizes):
     return b.reshape(y, [math.prod(sizes[c] for c in slot if c in letters) for slot in slots])
 
 
+def _softmax_of(value):
+    """The nn.softmax that ``value`` is (up to unit dims and one convert), else None."""
+    v = strip(value)
+    cast = producer(v, "prim.cast")
+    return producer(strip(cast.operands[0]) if cast is not None else v, "nn.softmax")
+
+
 def _scores(x):
     """``(mask, invert, scores)`` for the softmax input ``x``: a select against a very
     negative constant is a mask."""
@@ -288,10 +301,10 @@ def _scores(x):
 # softmax(scale * q.k (masked)) . v contractions -> transposes + nn.attention + transposes.
 def attention(op, b):
     l2, r2, o2 = parse_contract_spec(attr(op, "spec"))
-    p_side = next((i for i in (0, 1) if producer(strip(op.operands[i]), "nn.softmax")), None)
+    p_side = next((i for i in (0, 1) if _softmax_of(op.operands[i])), None)
     if p_side is None:
         return None
-    sm = producer(strip(op.operands[p_side]), "nn.softmax")
+    sm = _softmax_of(op.operands[p_side])
     x = sm.operands[0]
     xs = shape(x)
     axis = attr(sm, "axis") % len(xs)
@@ -339,8 +352,9 @@ def attention(op, b):
     if len(vfree) > 1:
         return None
     dv = vfree[0] if vfree else None
-    dtypes = {ttype(v).dtype for v in (*c1.operands, c1.results[0], *op.operands, op.results[0])}
-    if len(dtypes) != 1 or not is_float(dtypes.pop()):
+    # one element type for q, k, v and the result (the scores may be wider: bf16 -> f32)
+    dtypes = {ttype(v).dtype for v in (*c1.operands, op.operands[1 - p_side], op.results[0])}
+    if len(dtypes) != 1 or not is_float(dtypes.pop()) or not _float(c1.results[0]):
         return None
     qv, kv, vv = c1.operands[q_side], c1.operands[1 - q_side], op.operands[1 - p_side]
     qv, fq = _peel_scale(qv, strip_first=False)
