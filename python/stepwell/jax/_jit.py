@@ -25,7 +25,8 @@ class _Entry:
 
 
 def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_argnums=(),
-        donate_argnames=(), raise_ops: bool = True, flags=(), cache: bool | None = None):
+        donate_argnames=(), raise_ops: bool = True, flags=(), cache: bool | None = None,
+        precision: str | None = None):
     """Compile ``fn`` through stepwell, like ``jax.jit``::
 
         f = sw.jax.jit(model_apply, target="cpu")
@@ -41,7 +42,9 @@ def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_
     dtype JAX traces them with). Results are JAX arrays (``jnp.asarray`` of the
     numpy results), in ``fn``'s output pytree, so the function is a drop-in.
     ``donate_argnums``/``donate_argnames`` are accepted and ignored (IREE's runtime
-    copies inputs). Usable as a decorator, with or without arguments.
+    copies inputs). Usable as a decorator, with or without arguments. ``precision``
+    applies a precision policy to the raised module (``"bf16"``, ``"int8"``, ...:
+    ``sw.compile``'s ``precision``, docs/low-precision.md).
 
     A JAX feature stepwell cannot compile fails on the first call with a
     :class:`~stepwell.StepwellError` naming the JAX primitive, and suggesting
@@ -51,16 +54,17 @@ def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_
         return functools.partial(jit, target=target, static_argnums=static_argnums,
                                  static_argnames=static_argnames, donate_argnums=donate_argnums,
                                  donate_argnames=donate_argnames, raise_ops=raise_ops, flags=flags,
-                                 cache=cache)
+                                 cache=cache, precision=precision)
     return JitFunction(fn, target=target, static_argnums=static_argnums,
-                       static_argnames=static_argnames, raise_ops=raise_ops, flags=flags, cache=cache)
+                       static_argnames=static_argnames, raise_ops=raise_ops, flags=flags, cache=cache,
+                       precision=precision)
 
 
 class JitFunction:
     """What :func:`jit` returns: call it like the wrapped function."""
 
     def __init__(self, fn, *, target="cpu", static_argnums=(), static_argnames=(), raise_ops=True,
-                 flags=(), cache=None):
+                 flags=(), cache=None, precision=None):
         from stepwell import targets
         self.fn = fn
         self.target = targets.get(target)
@@ -69,6 +73,7 @@ class JitFunction:
         self.raise_ops = raise_ops
         self.flags = tuple(flags.split() if isinstance(flags, str) else flags)
         self.cache = cache
+        self.precision = precision  # a precision policy (sw.compile's precision=)
         self._entries: dict = {}
         self._lock = threading.Lock()
         self.compiles = 0  # how many signatures were compiled (cache misses)
@@ -125,7 +130,8 @@ class JitFunction:
         from stepwell.runtime import _tensor_type
         module = _import(self.fn, sig, avals, raise_ops=self.raise_ops)
         try:
-            exe = compiler.compile(module, self.target, flags=self.flags, cache=self.cache)
+            exe = compiler.compile(module, self.target, flags=self.flags, cache=self.cache,
+                                   precision=self.precision)
         except StepwellError as e:
             raise explain(e, module, self.fn, self.raise_ops) from None
         self.compiles += 1
