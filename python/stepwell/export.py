@@ -206,7 +206,9 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
 
     # Inputs: shapes (with the symbolic batch), names and structure.
     arg_leaves, arg_tree = jax.tree_util.tree_flatten_with_path(example_args)
-    arg_specs = [_input_spec(leaf, dynamic_batch) for _, leaf in arg_leaves]
+    # One symbol for every input: symbols from separate symbolic_shape calls never unify.
+    batch = jax.export.symbolic_shape(BATCH)[0] if dynamic_batch else None
+    arg_specs = [_input_spec(leaf, batch) for _, leaf in arg_leaves]
     if dynamic_batch:
         _check_batch(arg_leaves)
     arg_names = _input_names(fn, arg_leaves)
@@ -274,15 +276,14 @@ def _json_tree(spec):
     return None if spec is _OPAQUE else {"spec": spec}
 
 
-def _input_spec(leaf, dynamic_batch: bool):
+def _input_spec(leaf, batch):
     import jax
 
     from stepwell.jax._import import aval_of
     aval = aval_of(leaf)
     shape = tuple(aval.shape)
-    if dynamic_batch and shape:
-        (b,) = jax.export.symbolic_shape(BATCH)
-        shape = (b, *shape[1:])
+    if batch is not None and shape:
+        shape = (batch, *shape[1:])
     return jax.ShapeDtypeStruct(shape, aval.dtype, weak_type=getattr(aval, "weak_type", False))
 
 
@@ -684,6 +685,9 @@ class ExportedModel:
     def check_inputs(self, args) -> list[np.ndarray]:
         """The call's arguments as the flat numpy inputs the module takes, checked
         against the manifest (count, structure, shape, dtype, one batch size)."""
+        top = None if self._in_tree in (_OPAQUE, None) else self._in_tree.get("tuple")
+        if top is not None and len(args) != len(top) and len(args) != len(self.inputs):
+            self._count_error(len(args), len(top))
         if self._in_tree is _OPAQUE or self._in_tree is None:
             leaves = list(args)
         else:
@@ -694,9 +698,7 @@ class ExportedModel:
                     raise
                 leaves = list(args)   # the flat leaves, in manifest order
         if len(leaves) != len(self.inputs):
-            names = ", ".join(i["name"] for i in self.inputs)
-            raise StepwellError(f"the model takes {len(self.inputs)} input"
-                                f"{'s' if len(self.inputs) != 1 else ''} ({names}), got {len(leaves)}")
+            self._count_error(len(leaves), len(self.inputs))
         arrays, batch = [], None
         for spec, value in zip(self.inputs, leaves):
             want = _np_dtype(spec["dtype"])
@@ -721,6 +723,11 @@ class ExportedModel:
                 batch = a.shape[0]
             arrays.append(np.ascontiguousarray(a) if a.ndim else a)
         return arrays
+
+    def _count_error(self, got: int, want: int):
+        names = ", ".join(i["name"] for i in self.inputs)
+        raise StepwellError(f"the model takes {want} input{'s' if want != 1 else ''} "
+                            f"({names}), got {got}")
 
     def __call__(self, *args):
         arrays = self.check_inputs(args)
