@@ -97,7 +97,10 @@ def read(path, format: str | None = None) -> dict[str, object]:
         return _READERS[fmt](path)
     except StepwellError:
         raise
-    except FileNotFoundError:
+    except FileNotFoundError as e:
+        if os.path.exists(path):  # a folder without the files a checkpoint has
+            raise StepwellError(f"'{path}' is not a readable {fmt} checkpoint: no file "
+                                f"'{e.filename or e}'") from None
         raise StepwellError(f"no such checkpoint: '{path}'") from None
     except Exception as e:  # noqa: BLE001  (each library raises its own kinds)
         raise StepwellError(f"'{path}' is not a readable {fmt} checkpoint: "
