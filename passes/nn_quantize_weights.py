@@ -26,6 +26,7 @@ import numpy as np
 
 from stepwell import opspec
 from stepwell import quantize as qz
+from stepwell.diagnostics import StepwellError
 from stepwell.interpreter import constant_value
 from stepwell.ir import arith, context, ir
 from stepwell.passes_base import Pass, register
@@ -69,9 +70,9 @@ class NnQuantizeWeights(Pass):
 
     def run(self, module) -> None:
         if self.bits not in qz.BITS:
-            raise ValueError(f"nn-quantize-weights: bits must be 8 or 4, found {self.bits}")
+            raise StepwellError(f"nn-quantize-weights: bits must be 8 or 4, found {self.bits}")
         if self.group_size < -1:
-            raise ValueError(f"nn-quantize-weights: group_size must be positive, or 0/-1 per channel, "
+            raise StepwellError(f"nn-quantize-weights: group_size must be positive, or 0/-1 per channel, "
                              f"found {self.group_size}")
         with context():
             for op in [o for o in walk(module.operation) if o.name in ("nn.linear", "nn.matmul")]:
