@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBPACKAGES = ["stepwell", "stepwell.dialects", "stepwell.passes", "stepwell.pipelines",
+SUBPACKAGES = ["stepwell", "stepwell.bench", "stepwell.dialects", "stepwell.passes", "stepwell.pipelines",
                "stepwell.targets", "stepwell.tools"]
 try:  # and whatever else pyproject.toml lists (Python >= 3.11)
     import tomllib

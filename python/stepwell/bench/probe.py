@@ -1,0 +1,96 @@
+"""The machine's f32 peak, measured: a short FMA probe run at the start and the end.
+
+The probe is an IREE kernel compiled for the host CPU (``cpu`` target flags): one
+elementwise ``linalg.generic`` over 2^20 f32 values whose body runs ``CHAINS``
+independent chains of ``DEPTH`` dependent ``math.fma`` each. IREE vectorizes it to
+the widest FMA (zmm on AVX-512) and spreads it over all cores; the independent
+chains hide the FMA latency, and the 4 MiB in / 4 MiB out are noise beside the
+2^20 * CHAINS * DEPTH * 2 FLOPs, so the kernel runs at the FMA throughput. The
+probe reports the best of ``rounds`` timed calls (the machine is shared: the best
+call is the one least disturbed). A run is flagged *contended* when its start and
+end probes differ by more than 15%, or either falls below 75% of a reference
+peak given with ``--peak-gflops``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+CHAINS = 16
+DEPTH = 32
+SIZE = 1 << 20
+TOLERANCE = 0.15
+LOW = 0.75
+
+METHOD = (f"IREE-compiled f32 FMA kernel (cpu target flags): {SIZE} elements x {CHAINS} independent "
+          f"chains x {DEPTH} dependent math.fma, all cores; best of the timed calls")
+
+
+def _kernel_text(size: int = SIZE, chains: int = CHAINS, depth: int = DEPTH) -> str:
+    lines = [f"%c{c}_0 = arith.addf %x, %k{c} : f32" for c in range(chains)]
+    for d in range(1, depth + 1):
+        lines += [f"%c{c}_{d} = math.fma %c{c}_{d - 1}, %m, %a : f32" for c in range(chains)]
+    total = f"%c0_{depth}"
+    for c in range(1, chains):
+        lines.append(f"%s{c} = arith.addf {total}, %c{c}_{depth} : f32")
+        total = f"%s{c}"
+    consts = "\n  ".join(f"%k{c} = arith.constant {c + 1}.0e-3 : f32" for c in range(chains))
+    body = "\n    ".join(lines)
+    t = f"tensor<{size}xf32>"
+    return f"""#id = affine_map<(d0) -> (d0)>
+func.func @main(%arg0: {t}) -> {t} {{
+  %m = arith.constant 0.999 : f32
+  %a = arith.constant 1.0e-3 : f32
+  {consts}
+  %e = tensor.empty() : {t}
+  %r = linalg.generic {{indexing_maps = [#id, #id], iterator_types = ["parallel"]}}
+      ins(%arg0 : {t}) outs(%e : {t}) {{
+  ^bb0(%x: f32, %o: f32):
+    {body}
+    linalg.yield {total} : f32
+  }} -> {t}
+  return %r : {t}
+}}"""
+
+
+class Probe:
+    """Compile once; :meth:`measure` gives GFLOP/s."""
+
+    def __init__(self, size: int = SIZE):
+        from stepwell import compiler
+        from stepwell.bench.runners import _IreeExecutable
+        self.size = size
+        self.flops = 2.0 * size * CHAINS * DEPTH
+        exe = compiler.compile(_kernel_text(size), "cpu")
+        self.call = _IreeExecutable(exe, [np.linspace(0, 1, size, dtype=np.float32)])
+        self.call()
+
+    def measure(self, rounds: int = 20, seconds: float = 1.0) -> float:
+        best = float("inf")
+        deadline = time.perf_counter() + seconds
+        for i in range(rounds):
+            start = time.perf_counter()
+            self.call()
+            best = min(best, time.perf_counter() - start)
+            if i >= 3 and time.perf_counter() > deadline:
+                break
+        return self.flops / best / 1e9
+
+
+def verdict(start: float | None, end: float | None, reference: float | None = None) -> dict:
+    """The probe section of a report: values, the peak used for fractions, contention."""
+    values = [v for v in (start, end) if v]
+    peak = max(values) if values else None
+    reasons = []
+    if start and end and abs(start - end) / max(start, end) > TOLERANCE:
+        reasons.append(f"start and end probes differ by {abs(start - end) / max(start, end):.0%} "
+                       f"(> {TOLERANCE:.0%})")
+    if reference:
+        low = [v for v in values if v < LOW * reference]
+        if low:
+            reasons.append(f"probe {min(low):.0f} GFLOP/s is below {LOW:.0%} of the reference "
+                           f"peak {reference:.0f} GFLOP/s")
+    return {"method": METHOD, "start_gflops": start, "end_gflops": end, "peak_gflops": peak,
+            "reference_gflops": reference, "contended": bool(reasons), "reasons": reasons}

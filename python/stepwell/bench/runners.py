@@ -1,0 +1,274 @@
+"""The runners a workload is measured with, side by side in one process.
+
+===============  ==========================================================================
+``stepwell``     the workload's ``nn`` module through stepwell's ``to-linalg`` pipeline,
+                 then IREE with the target's flags (``sw.compile``)
+``stepwell-jax`` the JAX function through ``sw.jax.jit`` (when ``stepwell.jax`` has it)
+``iree``         plain IREE on JAX's StableHLO (``jax.jit(f).lower(*args).as_text()``),
+                 compiled with the same target flags: the compiler stepwell feeds
+``jax``          ``jax.jit`` (XLA), inputs placed on the device once
+``numpy``        numpy (its BLAS) where it applies (f32 matmuls, the MLP)
+===============  ==========================================================================
+
+Inputs are placed on each runner's device once (IREE device arrays, JAX arrays), as
+weights would be: a call measures the computation, not the host-to-device copy of
+the weights. Results stay on the device (IREE calls are synchronous; JAX results
+are waited for with ``block_until_ready``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from stepwell.bench.workloads import Workload
+
+
+class Skip(Exception):
+    """The runner does not apply to this workload (the reason says why)."""
+
+
+@dataclass
+class Prepared:
+    """A compiled workload, ready to call."""
+    call: Callable[[], object]            # one blocking call
+    output: Callable[[], np.ndarray]      # one call's result on the host (for the check)
+    compile: dict = field(default_factory=dict)  # seconds: passes, iree, export, total, ...
+    info: dict = field(default_factory=dict)     # dispatches, vmfb bytes, ...
+    runnable: bool = True                 # False: compile-only (the target cannot run here)
+    reason: str = ""
+
+
+class Runner:
+    name = ""
+    description = ""
+
+    def prepare(self, w: Workload, target, options) -> Prepared:
+        raise NotImplementedError
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def _host(x) -> np.ndarray:
+    from stepwell.runtime import to_host
+    if isinstance(x, tuple):
+        x = x[0]
+    return np.asarray(to_host(x))
+
+
+class _IreeExecutable:
+    """Call an Executable's ``main`` with device-resident inputs (no per-call copies)."""
+
+    def __init__(self, exe, args):
+        import iree.runtime as rt
+
+        from stepwell import runtime
+        self.exe = exe
+        fn = exe.function("main")
+        fn.check_inputs(args)  # shapes and dtypes, with stepwell's messages
+        self.invoker = exe._invoker(fn)
+        dev, _ = runtime.device(exe.target.driver)
+        self.args = [rt.asdevicearray(dev, np.ascontiguousarray(a)) for a in args]
+
+    def __call__(self):
+        return self.invoker(*self.args)
+
+    def output(self) -> np.ndarray:
+        return _host(self())
+
+
+def dispatch_names(flow_text: str) -> list[str]:
+    """The dispatches a flow-level module runs, in order (``pack_f32``, ``mmt4d_...``)."""
+    import re
+    return [m[2] for m in re.finditer(r"flow\.dispatch @(\w+)::@(\w+)\(", flow_text)]
+
+
+def _compile_only(target) -> str:
+    from stepwell import targets
+    ok = targets.available(target)
+    return "" if ok else ok.reason
+
+
+def _cold_vmfb(module, target, **kw) -> bytes:
+    """Compile with IREE, bypassing stepwell's compile caches (in memory, on disk) so
+    that the time is IREE's; the result lands in the in-memory cache."""
+    import inspect
+
+    from stepwell import compiler
+    compiler.clear_cache()
+    if "cache" in inspect.signature(compiler.compile_vmfb).parameters:
+        kw["cache"] = False
+    return compiler.compile_vmfb(module, target, **kw)
+
+
+def _dispatches(module, target, **kw) -> dict:
+    """``dispatches`` (how many) and ``dispatch_kinds`` (their names less the
+    ``main_dispatch_N_`` prefix) of the module as IREE's flow stage sees it."""
+    import re
+
+    from stepwell import compiler
+    names = dispatch_names(compiler.compile_to(module, "dispatch", target=target, **kw))
+    return {"dispatches": len(names), "dispatch_kinds": [re.sub(r"^\w+?_dispatch_\d+_", "", n) for n in names]}
+
+
+class StepwellNN(Runner):
+    name = "stepwell"
+    description = "nn module -> stepwell to-linalg pipeline -> IREE (target flags)"
+
+    def prepare(self, w, target, options) -> Prepared:
+        if w.nn_module is None:
+            raise Skip("no nn version of this workload")
+        from stepwell import compiler
+        from stepwell.pipeline import Pipeline
+        from stepwell.runtime import Executable
+        module, build_s = _timed(w.build_nn)
+        linalg = module.clone()
+        pipeline = Pipeline(options.pipeline)
+        _, passes_s = _timed(lambda: pipeline.run(linalg))
+        vmfb, iree_s = _timed(lambda: _cold_vmfb(linalg, target))
+        compile = {"build_s": build_s, "passes_s": passes_s, "iree_s": iree_s,
+                   "total_s": passes_s + iree_s, "passes": _group_timings(pipeline.timings)}
+        info = {"vmfb_bytes": len(vmfb)}
+        if options.dispatches:
+            info.update(_dispatches(linalg, target))
+        reason = _compile_only(target)
+        if reason:
+            return Prepared(lambda: None, lambda: None, compile, info, False, reason)
+        # A cached compile: sw.compile of the same nn module again (the passes, then
+        # the compile cache instead of IREE), plus loading the module and a first call.
+        args = w.args()
+        start = time.perf_counter()
+        exe = compiler.compile(module, target) if options.pipeline == DEFAULT_PIPELINE \
+            else Executable(vmfb, target)
+        call = _IreeExecutable(exe, args)
+        call()
+        compile["cached_s"] = time.perf_counter() - start
+        return Prepared(call, call.output, compile, info)
+
+
+def _group_timings(timings) -> dict:
+    """Seconds per pass name (a pass that runs twice is summed)."""
+    out: dict[str, float] = {}
+    for name, seconds in timings:
+        out[name] = out.get(name, 0.0) + seconds
+    return out
+
+
+DEFAULT_PIPELINE = "to-linalg"
+
+
+class StepwellJax(Runner):
+    name = "stepwell-jax"
+    description = ("the JAX function through sw.jax.jit's import (raised to nn), the to-linalg "
+                   "pipeline and IREE; called with device-resident inputs")
+
+    @staticmethod
+    def available() -> str:
+        """'' when ``sw.jax.jit`` exists, else why not."""
+        import importlib.util
+        if importlib.util.find_spec("stepwell.jax") is None:
+            return "stepwell.jax is not in this build"
+        try:
+            import stepwell.jax as swjax
+        except Exception as e:  # noqa: BLE001
+            return f"stepwell.jax failed to import: {type(e).__name__}: {e}"
+        return "" if hasattr(swjax, "jit") else "stepwell.jax has no jit"
+
+    def prepare(self, w, target, options) -> Prepared:
+        why = self.available()
+        if why:
+            raise Skip(why)
+        import stepwell.jax as swjax
+        from stepwell.pipeline import Pipeline
+        from stepwell.runtime import Executable
+        args = w.args()
+        jitted = swjax.jit(w.jax_fn, target=str(target))
+        if not hasattr(jitted, "lower"):
+            raise Skip("sw.jax.jit offers no lower() to compile ahead of the call")
+        module, import_s = _timed(lambda: jitted.lower(*args))
+        linalg = module.clone()
+        pipeline = Pipeline(options.pipeline)
+        _, passes_s = _timed(lambda: pipeline.run(linalg))
+        vmfb, iree_s = _timed(lambda: _cold_vmfb(linalg, target))
+        compile = {"import_s": import_s, "passes_s": passes_s, "iree_s": iree_s,
+                   "total_s": import_s + passes_s + iree_s, "passes": _group_timings(pipeline.timings)}
+        info = {"vmfb_bytes": len(vmfb), "raised": bool(getattr(module, "raised", False)),
+                "stablehlo_ops_left": sum(1 for line in str(linalg).splitlines() if "stablehlo." in line)}
+        if options.dispatches:
+            info.update(_dispatches(linalg, target))
+        reason = _compile_only(target)
+        if reason:
+            return Prepared(lambda: None, lambda: None, compile, info, False, reason)
+        # The executable, called with device-resident inputs like the other IREE runners
+        # (sw.jax.jit itself also copies inputs and results between numpy and JAX per call).
+        call = _IreeExecutable(Executable(vmfb, target), args)
+        _, compile["first_call_s"] = _timed(call)
+        return Prepared(call, call.output, compile, info)
+
+
+def _block(x):
+    if hasattr(x, "block_until_ready"):
+        x.block_until_ready()
+    elif isinstance(x, (tuple, list)):
+        for y in x:
+            _block(y)
+    return x
+
+
+class PlainIree(Runner):
+    name = "iree"
+    description = "plain IREE on jax.jit(f).lower(*args).as_text() (StableHLO), target flags"
+
+    def prepare(self, w, target, options) -> Prepared:
+        import jax
+
+        from stepwell import compiler
+        from stepwell.runtime import Executable
+        args = w.args()
+        text, export_s = _timed(lambda: jax.jit(w.jax_fn).lower(*args).as_text())
+        vmfb, iree_s = _timed(lambda: _cold_vmfb(text, target, stage_input="stablehlo"))
+        compile = {"export_s": export_s, "iree_s": iree_s, "total_s": export_s + iree_s}
+        info = {"vmfb_bytes": len(vmfb)}
+        if options.dispatches:
+            info.update(_dispatches(text, target, stage_input="stablehlo"))
+        reason = _compile_only(target)
+        if reason:
+            return Prepared(lambda: None, lambda: None, compile, info, False, reason)
+        call = _IreeExecutable(Executable(vmfb, target), args)
+        _, compile["first_call_s"] = _timed(call)
+        return Prepared(call, call.output, compile, info)
+
+
+class Jax(Runner):
+    name = "jax"
+    description = "jax.jit (XLA), inputs placed on the device once"
+
+    def prepare(self, w, target, options) -> Prepared:
+        import jax
+        args = w.args()
+        placed = [jax.device_put(a) for a in args]
+        fn = jax.jit(w.jax_fn)
+        _, first = _timed(lambda: fn(*placed).block_until_ready())
+        return Prepared(lambda: fn(*placed).block_until_ready(), lambda: np.asarray(fn(*placed)),
+                        {"first_call_s": first, "total_s": first})
+
+
+class Numpy(Runner):
+    name = "numpy"
+    description = "numpy (its BLAS, see the report's BLAS line)"
+
+    def prepare(self, w, target, options) -> Prepared:
+        if w.numpy_fn is None:
+            raise Skip("no numpy version of this workload")
+        args = w.args()
+        return Prepared(lambda: w.numpy_fn(*args), lambda: np.asarray(w.numpy_fn(*args)))
+
+
+RUNNERS: dict[str, Runner] = {r.name: r for r in (StepwellNN(), StepwellJax(), PlainIree(), Jax(), Numpy())}

@@ -1,0 +1,154 @@
+"""The bench harness on toy sizes: it runs, its JSON has the documented schema, the
+plot is a PNG, the CLI checks its arguments. No test asserts a time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stepwell.bench import Options, harness, report, runners, workloads
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_doc():
+    """One tiny run: an f32 matmul (numpy applies) and the attention layer."""
+    opts = Options(mode="tiny", filter=("matmul_f32_32", "attention"), probe=False, dispatches=True)
+    return harness.run(opts)
+
+
+def test_every_mode_builds_its_workloads():
+    for mode in workloads.MODES:
+        names = [w.name for w in workloads.suite(mode)]
+        assert len(names) == len(set(names))
+        assert {"mlp", "cnn", "attention", "transformer_block", "gpt2"} <= set(names)
+    full = {w.name: w for w in workloads.suite("full")}
+    assert {f"matmul_{dt}_{n}" for dt in ("f32", "bf16", "f16") for n in (512, 1024, 2048)} <= set(full)
+    assert full["matmul_f32_1024"].flops == 2 * 1024 ** 3
+
+
+def test_tiny_workloads_agree_with_numpy_and_jax():
+    import jax
+    for w in workloads.suite("tiny"):
+        want = np.asarray(jax.jit(w.jax_fn)(*w.args()))
+        assert np.all(np.isfinite(want.astype(np.float32))), w.name
+        if w.numpy_fn is not None:
+            assert harness.rel_error(w.numpy_fn(*w.args()), want) < 1e-4, w.name
+        assert w.build_nn() is not None, w.name
+
+
+def test_json_schema(tiny_doc, tmp_path):
+    path = tmp_path / "out.json"
+    report.write_json(tiny_doc, str(path))
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == report.SCHEMA
+    for key in ("created", "mode", "target", "runnable", "options", "machine", "versions", "blas",
+                "probe", "runners", "workloads", "summary", "elapsed_s"):
+        assert key in doc, key
+    assert doc["mode"] == "tiny" and doc["target"] == "cpu" and doc["runnable"] is True
+    assert [r["name"] for r in doc["runners"]] == list(runners.RUNNERS)
+    assert [w["name"] for w in doc["workloads"]] == ["matmul_f32_32", "attention"]
+    assert "kernel" in doc["blas"] and "openblas_coretype" in doc["blas"]
+    mm, att = doc["workloads"]
+    for w in doc["workloads"]:
+        assert set(w) >= {"name", "group", "shapes", "dtype", "gflop", "results"}
+        for name, r in w["results"].items():
+            assert r["status"] in ("ok", "skipped", "failed", "compile-only"), (w["name"], name, r)
+            assert r["status"] != "failed", (w["name"], name, r.get("reason"))
+            if r["status"] == "ok":
+                for key in ("median_ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "samples", "gflops",
+                            "vs_jax", "peak_mem_mib", "max_rel_err", "matches"):
+                    assert key in r, (w["name"], name, key)
+                assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+                assert r["matches"], (w["name"], name, r["max_rel_err"])
+    assert mm["results"]["numpy"]["status"] == "ok"
+    assert att["results"]["numpy"]["status"] == "skipped"
+    sw_ = mm["results"]["stepwell"]
+    assert set(sw_["compile"]) >= {"passes_s", "iree_s", "total_s", "cached_s"}
+    assert sw_["dispatches"] == len(sw_["dispatch_kinds"]) > 0
+    assert mm["results"]["iree"]["compile"]["iree_s"] > 0
+    assert "fraction_of_peak" not in sw_  # no probe in this run
+    assert doc["summary"]["stepwell"]["workloads"] == 2
+
+
+def test_tables_plain_and_markdown(tiny_doc):
+    text = report.plain(tiny_doc)
+    assert "matmul_f32_32" in text and "geomean" in text and "stepwell vs jax" in text
+    md = report.markdown(tiny_doc)
+    assert md.startswith("# stepwell bench") and "| workload |" in md and "## Machine" in md
+
+
+def test_plot_is_a_png(tiny_doc, tmp_path):
+    path = tmp_path / "ratios.png"
+    report.plot(tiny_doc, str(path))
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 1000
+
+
+def test_probe_verdict():
+    from stepwell.bench.probe import verdict as v
+    ok = v(500.0, 480.0)
+    assert not ok["contended"] and ok["peak_gflops"] == 500.0
+    assert v(500.0, 300.0)["contended"]
+    assert v(300.0, 310.0, reference=515.0)["contended"]
+
+
+def test_probe_kernel_compiles_and_runs():
+    from stepwell.bench import probe
+    p = probe.Probe(size=1 << 12)
+    assert p.measure(rounds=3, seconds=0.1) > 0
+
+
+def test_compile_only_target(tmp_path):
+    """A target that cannot run here is compiled only; jax/numpy are skipped."""
+    doc = harness.run(Options(mode="tiny", target="cpu-aarch64", filter=("matmul_f32_32",),
+                              runners=("stepwell", "iree", "jax"), probe=False))
+    assert doc["runnable"] is False
+    res = doc["workloads"][0]["results"]
+    assert res["stepwell"]["status"] == "compile-only" and res["stepwell"]["compile"]["iree_s"] > 0
+    assert res["iree"]["status"] == "compile-only"
+    assert res["jax"]["status"] == "skipped"
+    report.plot(doc, str(tmp_path / "p.png"))
+    assert "compile time" in report.plain(doc)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "stepwell.tools.main", "bench", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_writes_json_md_and_png(tmp_path):
+    out = tmp_path / "b.json"
+    r = _cli("--tiny", "--filter", "mlp", "--runners", "stepwell,jax,numpy", "--no-probe",
+             "--repeat", "2", "--json", str(out), "--plot", str(tmp_path / "b.png"),
+             "--md", str(tmp_path / "b.md"))
+    assert r.returncode == 0, r.stderr
+    assert "mlp" in r.stdout and "geomean" in r.stdout
+    assert "\x1b[" not in r.stdout  # plain text when not a terminal
+    doc = json.loads(out.read_text())
+    assert [w["name"] for w in doc["workloads"]] == ["mlp"]
+    assert doc["options"]["repeat"] == 2
+    assert (tmp_path / "b.png").read_bytes().startswith(PNG_MAGIC)
+    assert (tmp_path / "b.md").read_text().startswith("# stepwell bench")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--filter", "nosuchworkload"], "no workload matches"),
+    (["--target", "nosuchtarget"], "unknown target"),
+    (["--runners", "stepwell,xla"], "unknown runner 'xla'"),
+    (["--json", "/nonexistent-dir/x.json"], "no such directory"),
+])
+def test_cli_errors(args, message):
+    r = _cli("--tiny", *args)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_list():
+    r = _cli("--list")
+    assert r.returncode == 0 and "gpt2" in r.stdout and "matmul_bf16_2048" in r.stdout
