@@ -106,8 +106,16 @@ def read_source(path: str) -> str:
         except OSError as e:
             raise StepwellError([Diagnostic(f"cannot read '{path}': {e.strerror}", "error")]) from None
         name = path
+    if data.startswith(b"ML\xefR") or (b"\0" in data and not data.lstrip().startswith((b"//", b"module", b"func"))):
+        # MLIR bytecode, e.g. a StableHLO portable artifact (jax.export) or jax.export's
+        # serialized container: as text, through JAX's bindings.
+        from stepwell.stablehlo_input import binary_to_text
+        text = binary_to_text(data)
+        if text is not None:
+            return text
     if b"\0" in data:
-        raise StepwellError([Diagnostic("input is binary, not MLIR text", "error", name)])
+        raise StepwellError([Diagnostic("input is binary, not MLIR text (nor MLIR bytecode or a "
+                                        "jax.export artifact that could be read)", "error", name)])
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -33,7 +33,7 @@ from stepwell import verifier
 from stepwell.diagnostics import Diagnostic, StepwellError, at
 from stepwell.ir import ir
 
-__all__ = ["has_stablehlo", "strip_shardy", "strip_shardy_text", "unsupported_ops", "check_supported",
+__all__ = ["has_stablehlo", "strip_shardy", "strip_shardy_text", "binary_to_text", "unsupported_ops", "check_supported",
            "UnsupportedOpError", "JAX_PRIMITIVES", "op_name_from_class", "crash_op"]
 
 _DIALECTS = ("stablehlo.", "chlo.", "vhlo.")
@@ -242,6 +242,31 @@ def strip_shardy_text(text: str) -> str:
         return text
     strip_shardy(module, jax_ir)
     return module.operation.get_asm(enable_debug_info=True)
+
+
+def binary_to_text(data: bytes) -> str | None:
+    """MLIR text of a binary input, or None: MLIR bytecode (a StableHLO portable
+    artifact, ``jax.export``'s ``mlir_module_serialized``, is deserialized from VHLO by
+    JAX; other bytecode is read by our own bindings) or ``Exported.serialize()`` bytes
+    (which need the ``flatbuffers`` package)."""
+    if data.startswith(b"ML\xefR"):
+        try:
+            from jax._src.interpreters import mlir as jax_mlir
+            from jax.extend import mlir as jax_extend_mlir
+            module = jax_extend_mlir.deserialize_portable_artifact(data, context=jax_mlir.make_ir_context())
+            return strip_shardy_text(module.operation.get_asm(enable_debug_info=True))
+        except Exception:  # noqa: BLE001  (not a portable artifact: plain bytecode)
+            pass
+        from stepwell.ir import context
+        try:
+            return ir.Module.parse(data, context()).operation.get_asm(enable_debug_info=True)
+        except Exception:  # noqa: BLE001
+            return None
+    try:
+        from jax import export as jax_export
+        return jax_export.deserialize(bytearray(data)).mlir_module()
+    except Exception:  # noqa: BLE001  (not an Exported, or no flatbuffers)
+        return None
 
 
 # ---------------------------------------------------------------------------

@@ -275,3 +275,17 @@ def test_stepwell_opt_reads_stablehlo_and_strips_shardy(tmp_path):
     text = out.read_text()
     assert "sdy" not in text and "stablehlo.add" in text
     assert f'loc("{src}":4:' in text  # the input's own lines, through the rewrite
+
+
+def test_jax_export_portable_artifacts_are_read(tmp_path):
+    """jax.export's serialized module (MLIR bytecode, VHLO) is an input like text."""
+    exported = jax.export.export(jax.jit(lambda a, b: jnp.tanh(a @ b)))(
+        np.ones((2, 3), np.float32), np.ones((3, 4), np.float32))
+    path = tmp_path / "model.mlirbc"
+    path.write_bytes(exported.mlir_module_serialized)
+    m = sw.parse_file(str(path))
+    assert {"stablehlo.dot_general", "stablehlo.tanh"} <= _names(m)
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\x01 not mlir")
+    with pytest.raises(sw.StepwellError, match="input is binary"):
+        sw.parse_file(str(junk))

@@ -146,3 +146,14 @@ def test_explain_names_the_primitive_of_a_failed_compile():
     assert out.diagnostics[0].message.startswith("sw.jax.jit(_affine): JAX primitive 'tanh' (stablehlo.tanh)")
     assert out.diagnostics[0].file.endswith("test_jax_jit.py")
     assert "raise_ops=False" in out.diagnostics[-1].message
+
+
+@pytest.mark.vulkan
+def test_runs_on_vulkan():
+    available = sw.targets.available("vulkan")
+    if not available:
+        pytest.skip(available.reason)
+    f = sw.jax.jit(_affine, target="vulkan")
+    got, want = f(PARAMS, X), jax.jit(_affine)(PARAMS, X)
+    sw.testing.assert_close(np.asarray(got["y"]), np.asarray(want["y"]))
+    assert f._entries and next(iter(f._entries.values())).exe.target.name == "vulkan"
