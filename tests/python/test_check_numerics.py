@@ -128,3 +128,17 @@ def test_stepwell_opt_check_numerics(broken, tmp_path, capsys):
     assert "Traceback" not in err
     assert opt.main([str(src), "--check-numerics", "--check-numerics-seed", "5", "-p", "nn-to-prim"]) == 0
     assert "check-numerics: after 'nn-to-prim': ok" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not sw.jax.raise_available(), reason="the stablehlo-to-nn pass is not installed")
+def test_raising_is_checked_against_the_stablehlo():
+    """The StableHLO input runs through IREE, the raised module with the numpy references."""
+    import jax
+    import jax.numpy as jnp
+    m = sw.jax.import_function(lambda x, w: jax.nn.softmax(jnp.tanh(x @ w), axis=-1),
+                               np.ones((4, 8), np.float32), np.ones((8, 6), np.float32), raise_ops=False)
+    p = sw.Pipeline("stablehlo-to-nn", check_numerics=True)
+    p.run(m)
+    assert [(c.step, c.how) for c in p.numerics_report] == [("input", "iree"),
+                                                             ("stablehlo-to-nn", "interpreter")]
+    assert p.numerics_report[1].max_error < 1e-5
