@@ -84,7 +84,7 @@ def factory(config: str = "tiny", checkpoint: str | None = None, batch: int = 8)
     model = make_model()
     x, _ = dataset(batch, seed=7)
     if checkpoint is None:
-        variables = model.init(jax.random.PRNGKey(0), x)
+        variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
     else:
         template = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
         variables = checkpoints.load(checkpoint, template)

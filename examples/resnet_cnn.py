@@ -65,7 +65,7 @@ def factory(config: str = "tiny", batch: int = 2, seed: int = 0):
     cfg = CONFIGS[config]
     model = make_model(**cfg)
     x = np.random.default_rng(seed).normal(size=(batch, cfg["image"], cfg["image"], 3)).astype(np.float32)
-    variables = model.init(jax.random.PRNGKey(seed), x)
+    variables = jax.jit(model.init)(jax.random.PRNGKey(seed), x)
     rng = np.random.default_rng(seed + 1)
     stats = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32),
                          variables["batch_stats"])

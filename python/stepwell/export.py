@@ -235,7 +235,15 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
                         "StableHLO as JAX emitted it", e.diagnostics[0].message)
     if vmfb is None:
         module = _wrap(module, len(names), names)
-        vmfb = _compile(module, tgt, flags, cache)
+        try:
+            vmfb = _compile(module, tgt, flags, cache)
+        except StepwellError as e:
+            if not dynamic_batch:
+                raise
+            raise StepwellError(e.diagnostics + [Diagnostic(
+                "dynamic_batch: IREE 3.13's StableHLO input fails on some ops with a symbolic "
+                "batch (gathers in JAX's default 'fill' mode, such as flax.linen.Embed lookups); "
+                "export with a fixed batch (one export per batch size)", "note")]) from None
     compile_s = time.perf_counter() - start
 
     out_avals = module.out_avals
