@@ -274,3 +274,17 @@ def test_stepwell_run_on_an_export_folder(exported, tmp_path):
                           "--input", "3x16xf32=0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert bad.stderr.strip() == ("error: input 'x' expects shape [4, 16] (float32), got [3, 16]")
+
+
+def test_stepwell_export_errors(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "stepwell.tools.main", "export", *args],
+                              capture_output=True, text=True, timeout=120)
+    r = run(str(tmp_path / "nope.py:factory"), "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and r.stderr.startswith("error: no such file:")
+    (tmp_path / "m.py").write_text("def factory(n=1):\n    return n\n")
+    r = run(f"{tmp_path / 'm.py'}:missing", "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and "has no function 'missing'" in r.stderr
+    r = run(str(tmp_path / "m.py"), "-o", str(tmp_path / "out"), "--arg", "n=3")
+    assert r.returncode == 1 and "must return (fn, params, example_args), got int" in r.stderr
+    assert not (tmp_path / "out").exists()
