@@ -149,3 +149,10 @@ def test_capabilities_measured_on_lavapipe():
     # IREE's llvmpipe profile: compute = fp64|fp32|fp16|int64|int32|int16|int8, subgroup 8.
     assert (caps.f16, caps.f64, caps.i64, caps.subgroup_size) == (True, True, True, 8)
     assert not caps.bf16 and not caps.fused_attention
+
+
+def test_docs_describe_every_target():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "targets.md")) as f:
+        doc = f.read()
+    for name in sw.targets.names():
+        assert f"`{name}" in doc, f"docs/targets.md does not describe '{name}'"
