@@ -19,7 +19,8 @@ def add_parser(subparsers):
                    help="only workloads whose name contains TEXT (repeatable)")
     p.add_argument("--repeat", type=int, metavar="N", help="timed rounds per workload")
     p.add_argument("--runners", metavar="LIST",
-                   help="comma-separated runners (default: all of stepwell, stepwell-jax, iree, jax, numpy)")
+                   help="comma-separated runners (default: all of stepwell, stepwell-jax, stepwell-params, "
+                        "iree, jax, numpy; --quick leaves out stepwell-params)")
     p.add_argument("--budget", type=float, metavar="S", help="seconds of timed rounds per workload")
     p.add_argument("--dispatches", action="store_true",
                    help="count IREE dispatches of stepwell's and plain IREE's modules (extra compiles)")
@@ -72,7 +73,7 @@ def run(args) -> int:
             print(f"{w.name:22s} {w.flops / 1e9:9.3f} GFLOP  {w.shapes}")
         return 0
     targets.get(args.target)  # a clear error for an unknown target, before any work
-    runners = tuple(RUNNERS)
+    runners = None
     if args.runners:
         runners = tuple(r.strip() for r in args.runners.split(",") if r.strip())
         unknown = [r for r in runners if r not in RUNNERS]

@@ -31,6 +31,7 @@ from stepwell.bench.runners import DEFAULT_PIPELINE, RUNNERS, Skip
 from stepwell.bench.workloads import Workload, suite
 
 REFERENCE = "jax"
+QUICK_SKIPS = ("stepwell-params",)  # one more IREE compile per workload: full runs only
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Options:
     target: str = "cpu"
     repeat: int | None = None       # rounds (default by mode)
     filter: tuple = ()              # workload name substrings (any)
-    runners: tuple = tuple(RUNNERS)
+    runners: tuple | None = None    # default: all (--quick: all but stepwell-params)
     warmup: int | None = None
     min_sample_s: float | None = None
     budget_s: float | None = None   # per workload, timed rounds
@@ -49,8 +50,10 @@ class Options:
     pipeline: str = DEFAULT_PIPELINE
 
     def defaults(self) -> "Options":
-        table = {"full": (20, 2, 0.02, 60.0), "quick": (5, 1, 0.005, 5.0), "tiny": (2, 1, 0.0, 1.0)}
+        table = {"full": (20, 2, 0.02, 30.0), "quick": (5, 1, 0.005, 5.0), "tiny": (2, 1, 0.0, 1.0)}
         repeat, warmup, sample, budget = table[self.mode]
+        if self.runners is None:
+            self.runners = tuple(n for n in RUNNERS if self.mode != "quick" or n not in QUICK_SKIPS)
         self.repeat = self.repeat or repeat
         self.warmup = warmup if self.warmup is None else self.warmup
         self.min_sample_s = sample if self.min_sample_s is None else self.min_sample_s

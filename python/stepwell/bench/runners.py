@@ -4,6 +4,8 @@
 ``stepwell``     the workload's ``nn`` module through stepwell's ``to-linalg`` pipeline,
                  then IREE with the target's flags (``sw.compile``)
 ``stepwell-jax`` the JAX function through ``sw.jax.jit`` (when ``stepwell.jax`` has it)
+``stepwell-params`` the JAX function through ``sw.jax.export``: weights become IREE
+                 parameters (globals), so IREE packs them once at load, not per call
 ``iree``         plain IREE on JAX's StableHLO (``jax.jit(f).lower(*args).as_text()``),
                  compiled with the same target flags: the compiler stepwell feeds
 ``jax``          ``jax.jit`` (XLA), inputs placed on the device once
@@ -246,6 +248,44 @@ class PlainIree(Runner):
         return Prepared(call, call.output, compile, info)
 
 
+class StepwellExport(Runner):
+    name = "stepwell-params"
+    description = ("the JAX function exported with sw.jax.export (weights as IREE parameters, "
+                   "globals packed once at load) and loaded with sw.load; inputs device-resident")
+
+    def prepare(self, w, target, options) -> Prepared:
+        if not w.inputs:
+            raise Skip("no weights: every argument is an input")
+        try:
+            from stepwell.export import export, load
+        except ImportError as e:
+            raise Skip(f"stepwell.export is not in this build ({e})") from None
+        import shutil
+        import tempfile
+        args = w.args()
+        inputs, params = args[:w.inputs], list(args[w.inputs:])
+        jax_fn = w.jax_fn
+
+        def fn(params, *inputs):
+            return jax_fn(*inputs, *params)
+
+        folder = tempfile.mkdtemp(prefix="stepwell-bench-")
+        try:
+            reason = _compile_only(target)
+            _, export_s = _timed(lambda: export(fn, params, *inputs, path=f"{folder}/m",
+                                                target=str(target), cache=False))
+            compile = {"total_s": export_s, "export_s": export_s}
+            if reason:
+                return Prepared(lambda: None, lambda: None, compile, {}, False, reason)
+            model, load_s = _timed(lambda: load(f"{folder}/m"))
+            call = _IreeExecutable(model.executable, inputs)
+            _, compile["first_call_s"] = _timed(call)
+            compile["load_s"] = load_s
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # loaded: the runtime holds its data
+        return Prepared(call, call.output, compile)
+
+
 class Jax(Runner):
     name = "jax"
     description = "jax.jit (XLA), inputs placed on the device once"
@@ -271,4 +311,5 @@ class Numpy(Runner):
         return Prepared(lambda: w.numpy_fn(*args), lambda: np.asarray(w.numpy_fn(*args)))
 
 
-RUNNERS: dict[str, Runner] = {r.name: r for r in (StepwellNN(), StepwellJax(), PlainIree(), Jax(), Numpy())}
+RUNNERS: dict[str, Runner] = {r.name: r for r in (StepwellNN(), StepwellJax(), StepwellExport(), PlainIree(),
+                                                   Jax(), Numpy())}

@@ -33,6 +33,7 @@ class Workload:
     nn_module: Callable | None = None   # (arg types) -> stepwell Module with func @main(*args)
     numpy_fn: Callable | None = None    # fn(*args) in numpy
     rtol: float = 1e-4              # max |err| / max |ref| accepted against jax.jit
+    inputs: int | None = None       # leading arguments that are inputs (the rest: weights)
     notes: str = ""
     _args: list | None = field(default=None, repr=False)
 
@@ -133,7 +134,7 @@ def mlp(batch: int, width: int, hidden: int) -> Workload:
             nn.gelu(nn.linear(x, w1, b1), approximate=True), w2, b2))
 
     return Workload("mlp", "mlp", f"batch {batch}, {width}-{hidden}-{width}, gelu", "f32",
-                    2.0 * 2 * batch * width * hidden, make_args, jax_fn, nn_module, numpy_fn)
+                    2.0 * 2 * batch * width * hidden, make_args, jax_fn, nn_module, numpy_fn, inputs=1)
 
 
 # ---------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def cnn(batch: int, size: int, classes: int = 10) -> Workload:
         flops += 2.0 * batch * hw * hw * cout * 9 * cin
     flops += 2.0 * batch * _CNN_LAYERS[-1][1] * classes
     return Workload("cnn", "cnn", f"batch {batch}, {size}x{size}x3, convs 3-32-64-128 (3x3), dense {classes}",
-                    "f32", flops, make_args, jax_fn, nn_module)
+                    "f32", flops, make_args, jax_fn, nn_module, inputs=1)
 
 
 # ---------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def attention(seq: int, width: int, heads: int, batch: int = 1) -> Workload:
 
     flops = 4 * 2.0 * batch * seq * width * width + 2 * 2.0 * batch * heads * seq * seq * hd
     return Workload("attention", "attention", f"batch {batch}, seq {seq}, width {width}, {heads} heads",
-                    "f32", flops, make_args, jax_fn, nn_module)
+                    "f32", flops, make_args, jax_fn, nn_module, inputs=1)
 
 
 # ---------------------------------------------------------------------------
@@ -256,7 +257,7 @@ def block(seq: int, width: int, heads: int, hidden: int, vocab: int) -> Workload
     return Workload("transformer_block", "block",
                     f"seq {seq}, width {width}, {heads} heads, MLP {hidden}, causal",
                     "f32", flops, make_args, models.transformer_block_jax(cfg),
-                    lambda types: models.transformer_block(cfg))
+                    lambda types: models.transformer_block(cfg), inputs=1)
 
 
 # ---------------------------------------------------------------------------
@@ -339,7 +340,7 @@ def gpt2(cfg: GPT2Config) -> Workload:
     return Workload("gpt2", "gpt2",
                     f"GPT-2-style: {cfg.layers} layers, width {d}, {nh} heads, vocab {cfg.vocab}, "
                     f"batch {bsz}, seq {s}, tied embeddings", "f32", flops, make_args, jax_fn, nn_module,
-                    rtol=1e-3,
+                    rtol=1e-3, inputs=2,
                     notes=f"{_param_count(cfg) / 1e6:.0f}M parameters (random, fixed seed)")
 
 
