@@ -9,7 +9,8 @@
            -> tensor<4x16xf32>
 
 Quantized values are signed i8 ([-128, 127], or [-8, 7] for ``bits = 4``); int4 values
-are packed two per byte along the last dimension (element 2i in the low nibble). Groups of
+are packed two per byte along the last dimension L, in halves (byte i: element i in the
+low nibble, element i + L/2 in the high nibble). Groups of
 ``group_size`` elements run along ``axis`` (0 or -1 group size: one group, per-channel);
 scales (f32) and zero points (i8, optional: asymmetric) have the tensor's shape with
 ``axis`` replaced by the group count. ``x = (q - z) * s``; quantization rounds half to

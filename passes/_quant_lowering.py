@@ -6,7 +6,9 @@ one elementwise chain on the integer weight (cast, minus zero point) feeding the
 contraction directly, so IREE clones it into the matmul's dispatch instead of
 materializing the float weight; the per-group scales multiply the contraction's
 result (``y = sum_g s[g] * (x_g @ (q_g - z_g))``), so no scale is broadcast over the
-weight. int4 values unpack with shifts: ``(p << 4 - 4j) >> 4`` for nibble ``j``::
+weight. int4 values unpack with shifts in i32 (x86 has no byte shifts): nibble ``j`` of
+byte ``p`` is ``(p << 28 - 4j) >> 28``; the low nibbles are the first half of the output
+columns, the high ones the second half (contiguous: the unpacked weight vectorizes)::
 
     %y = "nn.quantized_linear"(%x, %q, %s) {bits = 8 : i64}
            : (tensor<4x64xf32>, tensor<64x16xi8>, tensor<1x16xf32>) -> tensor<4x16xf32>
@@ -33,33 +35,35 @@ def _wide(dtype: str) -> str:
 
 
 def unpack_int4(b: PrimBuilder, p):
-    """i8 ``[..., L]`` holding two nibbles per byte -> i8 ``[..., L, 2]`` (sign-extended)."""
+    """i8 ``[..., L]`` holding two nibbles per byte -> i32 ``[..., 2, L]`` (sign-extended):
+    the low nibbles, then the high ones. Shifts run in i32 (x86 has no byte shifts)."""
     shape = ttype(p).shape
-    full = shape + (2,)
-    pb = b.broadcast(p, list(range(len(shape))), full)
-    j = b.iota(full, len(shape), "i8")
-    amount = b.map("sub", b.like(4, j), b.map("mul", j, b.like(4, j)))  # 4 for low, 0 for high
-    return b.map("shr_s", b.map("shl", pb, amount), b.like(4, pb))
+    full = shape[:-1] + (2, shape[-1])
+    pb = b.broadcast(b.cast(p, "i32"), [d for d in range(len(full)) if d != len(full) - 2], full)
+    j = b.iota(full, len(full) - 2, "i32")
+    left = b.map("sub", b.like(28, j), b.map("mul", j, b.like(4, j)))  # 28 for low, 24 for high
+    return b.map("shr_s", b.map("shl", pb, left), b.like(28, pb))
 
 
 def pack_int4(b: PrimBuilder, q):
-    """i8 ``[..., 2L]`` values in [-8, 7] -> i8 ``[..., L]``, element 2i in the low nibble."""
+    """i8 ``[..., 2L]`` values in [-8, 7] -> i8 ``[..., L]``: element i in the low nibble of
+    byte i, element i + L in its high nibble."""
     shape = ttype(q).shape
     half = shape[:-1] + (shape[-1] // 2,)
-    pairs = b.reshape(q, half + (2,))
+    halves = b.reshape(q, shape[:-1] + (2, shape[-1] // 2))
     rank = len(half) + 1
 
     def nibble(j):
-        start, limit = [0] * rank, list(half) + [j + 1]
-        start[-1] = j
-        return b.reshape(b._op("prim.slice", pairs, start=start, limit=limit), half)
+        start, limit = [0] * rank, list(shape[:-1]) + [j + 1, half[-1]]
+        start[-2] = j
+        return b.reshape(b._op("prim.slice", halves, start=start, limit=limit), half)
 
     lo, hi = nibble(0), nibble(1)
     return b.map("or", b.map("and", lo, b.like(0x0F, lo)), b.map("shl", hi, b.like(4, hi)))
 
 
 def _values(b, s, q):
-    """The i8 values of a (possibly int4-packed) operand, unpacked to their full shape."""
+    """The integer values of a (possibly int4-packed) operand, unpacked to their full shape."""
     if s.bits == 8:
         return q
     shape = ttype(q).shape
@@ -106,7 +110,55 @@ def _quantize(b, s, x, scales, zero=None):
     return pack_int4(b, q) if s.bits == 4 else q
 
 
-# quantized_linear: x @ (q - z) per group, times the group's scales, summed over groups.
+def _grouped_contract(b, x2, w, zero, scales, dtype: str, acc: str):
+    """x2 [m, k] @ (w - zero) [k, n] per group, times the groups' scales, summed over the
+    groups: ``w`` holds i8 values, ``zero``/``scales`` are [groups, n]."""
+    rows, k = ttype(x2).shape
+    groups, n = ttype(scales).shape
+    g = k // groups
+    lead = (k,) if groups == 1 else (groups, g)  # one group drops its dim
+    w = b.cast(b.reshape(w, lead + (n,)), dtype)
+    if zero is not None:
+        z = b.cast(b.reshape(zero, lead[:-1] + (n,)), dtype)
+        w = b.map("sub", w, b.broadcast(z, [d for d in range(len(lead) + 1) if d != len(lead) - 1], lead + (n,)))
+    if groups == 1:
+        y = b.contract(x2, w, "mk,kn->mn", acc)
+        return b.map("mul", y, b.broadcast(b.cast(b.reshape(scales, (n,)), acc), [1], (rows, n)))
+    xg = b.transpose(b.reshape(x2, (rows, groups, g)), [1, 0, 2])
+    y = b.contract(xg, w, "gmk,gkn->gmn", acc)
+    y = b.map("mul", y, b.broadcast(b.cast(scales, acc), [0, 2], ttype(y).shape))
+    return b.reduce(y, "sum", [0])
+
+
+def _int4_contract(b, x2, qweight, zero, scales, dtype: str, acc: str):
+    """_grouped_contract for int4 weights packed as [k, n/2]: the weight unpacks to
+    [.., 2, n/2] (the low nibbles are the first half of the columns) inside the
+    contraction's operand, so the output columns come out in order."""
+    rows, k = ttype(x2).shape
+    groups, n = ttype(scales).shape
+    g = k // groups
+    lead = (k,) if groups == 1 else (groups, g)
+    cols = (2, n // 2)
+    w = b.cast(unpack_int4(b, b.reshape(qweight, lead + (n // 2,))), dtype)
+    per_col = lead[:-1] + cols
+    full = lead + cols
+    if zero is not None:
+        z = b.cast(b.reshape(zero, per_col), dtype)
+        w = b.map("sub", w, b.broadcast(z, [d for d in range(len(full)) if d != len(lead) - 1], full))
+    if groups == 1:
+        y = b.contract(x2, w, "mk,kjn->mjn", acc)
+        sdims = [1, 2]
+    else:
+        xg = b.transpose(b.reshape(x2, (rows, groups, g)), [1, 0, 2])
+        y = b.contract(xg, w, "gmk,gkjn->gmjn", acc)
+        sdims = [0, 2, 3]
+    y = b.map("mul", y, b.broadcast(b.cast(b.reshape(scales, per_col), acc), sdims, ttype(y).shape))
+    if groups > 1:
+        y = b.reduce(y, "sum", [0])
+    return b.reshape(y, (rows, n))
+
+
+# quantized_linear: x @ (q - z) per group, times the group's scales, summed over the groups.
 def _quantized_linear(b, s, x, qweight, scales, *rest):
     zero = bias = None
     for v in rest:  # a lone fourth operand: integer zero points or a float bias
@@ -116,36 +168,13 @@ def _quantized_linear(b, s, x, qweight, scales, *rest):
             bias = v
     xt, out = ttype(x), s.results[0]
     k, n = unpacked_shape(ttype(qweight).shape, s.bits)
-    groups = ttype(scales).shape[0]
-    g = k // groups
     rows = math.prod(xt.shape[:-1])
     dtype, acc = xt.dtype, _wide(out.dtype)
-    # the weight: (groups, g, n), or (groups, g, n/2, 2) for int4; one group drops its dim
-    cols = (n,) if s.bits == 8 else (n // 2, 2)
-    lead = (k,) if groups == 1 else (groups, g)
-    q = b.reshape(qweight, lead + (cols[0],))
-    if s.bits == 4:
-        q = unpack_int4(b, q)
-    w = b.cast(q, dtype)
-    per_col = lead[:-1] + cols  # zero points and scales: (groups,) + cols
-    if zero is not None:
-        z = b.cast(b.reshape(zero, per_col), dtype)
-        w = b.map("sub", w, b.broadcast(z, [d for d in range(len(lead) + len(cols)) if d != len(lead) - 1],
-                                        lead + cols))
     x2 = b.reshape(x, (rows, k))
-    letters = "n" if s.bits == 8 else "nj"
-    if groups == 1:
-        y = b.contract(x2, w, f"mk,k{letters}->m{letters}", acc)
-        sdims = list(range(1, 1 + len(cols)))
+    if s.bits == 8:
+        y = _grouped_contract(b, x2, qweight, zero, scales, dtype, acc)
     else:
-        xg = b.transpose(b.reshape(x2, (rows, groups, g)), [1, 0, 2])
-        y = b.contract(xg, w, f"gmk,gk{letters}->gm{letters}", acc)
-        sdims = [0] + list(range(2, 2 + len(cols)))
-    scale = b.cast(b.reshape(scales, per_col), acc)
-    y = b.map("mul", y, b.broadcast(scale, sdims, ttype(y).shape))
-    if groups > 1:
-        y = b.reduce(y, "sum", [0])
-    y = b.reshape(y, (rows, n))
+        y = _int4_contract(b, x2, qweight, zero, scales, dtype, acc)
     if bias is not None:
         y = b.map("add", y, b.broadcast(b.cast(bias, acc), [1], (rows, n)))
     return b.reshape(b.cast(y, out.dtype), out.shape)

@@ -13,8 +13,10 @@ The numbers behind ``nn.quantize``/``nn.dequantize``/``nn.quantized_linear`` and
   over the group's range widened to hold 0, and an i8 zero point ``z`` in the value range.
   Dequantization is ``(q - z) * s``; the round trip is within ``s / 2``. Rounding is
   half to even (``np.round``, ``math.roundeven``).
-* int4 values are packed two per byte along the *last* dimension: element ``2i`` in the
-  low nibble, ``2i + 1`` in the high nibble (two's complement nibbles).
+* int4 values are packed two per byte along the *last* dimension, in halves: byte ``i``
+  holds element ``i`` in its low nibble and element ``i + L/2`` in its high nibble (two's
+  complement nibbles). Unpacked, the two halves are contiguous, so the dequantized weight
+  vectorizes along the output columns (interleaved pairs ran ~4x slower on CPU).
 
     q, s, z = quantize_weight(w, bits=4, group_size=32, symmetric=False)
     w2 = dequantize_weight(q, s, z, bits=4, group_size=32)   # |w2 - w| <= s/2
@@ -106,11 +108,13 @@ def dequantize(q, scales, zero_points=None, bits: int = 8, group_size: int = 0, 
 
 
 def pack_int4(q) -> np.ndarray:
-    """Signed 4-bit values (i8 in [-8, 7]) packed two per byte along the last axis."""
+    """Signed 4-bit values (i8 in [-8, 7]) packed two per byte along the last axis: byte
+    ``i`` holds element ``i`` in its low nibble and element ``i + L/2`` in its high nibble."""
     q = np.asarray(q, np.int8)
     if q.shape[-1] % 2:
         raise ValueError(f"int4 packing needs an even last dimension, found shape {q.shape}")
-    lo, hi = q[..., 0::2].astype(np.uint8), q[..., 1::2].astype(np.uint8)
+    half = q.shape[-1] // 2
+    lo, hi = q[..., :half].astype(np.uint8), q[..., half:].astype(np.uint8)
     return ((lo & 0x0F) | (hi << 4)).astype(np.uint8).view(np.int8)
 
 
@@ -119,7 +123,7 @@ def unpack_int4(p) -> np.ndarray:
     p = np.asarray(p, np.int8)
     lo = (p << 4) >> 4  # numpy: int8 shifts wrap, >> is arithmetic
     hi = p >> 4
-    return np.stack([lo, hi], axis=-1).reshape(p.shape[:-1] + (2 * p.shape[-1],)).astype(np.int8)
+    return np.concatenate([lo, hi], axis=-1).astype(np.int8)
 
 
 def quantize_weight(w, bits: int = 8, group_size: int = 0, symmetric: bool = True):
@@ -178,8 +182,8 @@ def _is_contraction(op) -> bool:
 
 def _feeds_contraction(op, depth: int = 8) -> bool:
     """Whether a result of ``op`` reaches a contraction through elementwise/shape ops."""
-    seen, frontier = set(), [op]
-    for _ in range(depth):
+    frontier = [op]
+    for _ in range(depth):  # (bounded: no visited set, the wrappers' ids are not stable)
         users = []
         for o in frontier:
             for r in o.results:
@@ -187,10 +191,9 @@ def _feeds_contraction(op, depth: int = 8) -> bool:
                     user = getattr(use.owner, "operation", use.owner)
                     if _is_contraction(user):
                         return True
-                    if user.name in _PASS_THROUGH and id(user) not in seen:
-                        seen.add(id(user))
+                    if user.name in _PASS_THROUGH:
                         users.append(user)
-        frontier = users
+        frontier = users[:64]
     return False
 
 

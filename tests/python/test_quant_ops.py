@@ -56,8 +56,8 @@ def test_round_trip_is_within_half_a_scale(case):
 def test_int4_packing_layout():
     q = np.array([[1, -2, 7, -8], [0, -1, 3, 4]], np.int8)
     p = qz.pack_int4(q)
-    # element 2i in the low nibble, 2i+1 in the high nibble
-    assert p.view(np.uint8).tolist() == [[0xE1, 0x87], [0xF0, 0x43]]
+    # element i in the low nibble of byte i, element i + L/2 in its high nibble
+    assert p.view(np.uint8).tolist() == [[0x71, 0x8E], [0x30, 0x4F]]
     np.testing.assert_array_equal(qz.unpack_int4(p), q)
     with pytest.raises(ValueError, match="even last dimension"):
         qz.pack_int4(np.zeros((2, 3), np.int8))
