@@ -395,7 +395,7 @@ def _wrap(module, n_params: int, names: list[str]):
         lines = [f"func.func private @{inner}({', '.join(arg_types)}) -> ({', '.join(res_types)})"]
         for sym, n, t in zip(symbols, names, param_types):
             lines.append(f"util.global private @{sym} = #flow.parameter.named<"
-                         f"{json.dumps(SCOPE)}::{json.dumps(n)}> : {t}")
+                         f"{json.dumps(SCOPE)}::{json.dumps(n, ensure_ascii=False)}> : {t}")
         ins = ", ".join(f"%in{i}: {t}" for i, t in enumerate(input_types))
         lines.append(f"func.func @main({ins}) -> ({', '.join(res_types)}) {{")
         call_args = []

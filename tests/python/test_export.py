@@ -288,3 +288,18 @@ def test_stepwell_export_errors(tmp_path):
     r = run(str(tmp_path / "m.py"), "-o", str(tmp_path / "out"), "--arg", "n=3")
     assert r.returncode == 1 and "must return (fn, params, example_args), got int" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_bfloat16_parameters_and_odd_names(tmp_path):
+    import ml_dtypes
+    params = {"w": np.random.default_rng(0).normal(size=(8, 4)).astype(ml_dtypes.bfloat16),
+              "bias é/1": np.ones(4, np.float32)}
+
+    def fn(p, x):
+        return (x.astype(jnp.bfloat16) @ p["w"]).astype(jnp.float32) + p["bias é/1"]
+    x = np.random.default_rng(1).normal(size=(2, 8)).astype(np.float32)
+    manifest = sw.jax.export(fn, params, x, path=str(tmp_path / "bf16"))
+    assert [(p["name"], p["dtype"]) for p in manifest["parameters"]] == [
+        ("bias é/1", "float32"), ("w", "bfloat16")]
+    got = sw.load(str(tmp_path / "bf16"))(x)
+    np.testing.assert_allclose(got, np.asarray(jax.jit(fn)(params, x)), rtol=2e-2, atol=2e-2)
