@@ -86,7 +86,8 @@ def make_model(cfg: Config):
     class GPT2(nn.Module):
         def setup(self):
             self.wte = nn.Embed(cfg.vocab, cfg.width, embedding_init=init)
-            self.wpe = nn.Embed(cfg.context, cfg.width, embedding_init=nn.initializers.normal(cfg.init_std / 2))
+            self.wpe = nn.Embed(cfg.context, cfg.width,
+                                embedding_init=nn.initializers.normal(cfg.init_std / 2))
             self.h = [Block(name=f"h_{i}") for i in range(cfg.layers)]
             self.ln_f = nn.LayerNorm(epsilon=1e-5)
 

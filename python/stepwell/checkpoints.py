@@ -7,14 +7,11 @@
 
 Formats (chosen by the file name, else by the first bytes; a folder is Orbax):
 
-==========================  =================================================  ===========================
-format                      keys                                               read with
-==========================  =================================================  ===========================
-``.npz``                    flattened paths, ``params/Dense_0/kernel``          ``numpy.load`` (lazily)
-``.safetensors``            ``params/Dense_0/kernel`` or ``params.Dense_0.kernel``  ``safetensors.safe_open``
-``.msgpack`` (Flax)         nested dicts (``flax.serialization.to_bytes``)      ``flax.serialization.msgpack_restore``
-Orbax folder                the saved pytree                                    ``orbax.checkpoint``
-==========================  =================================================  ===========================
+- ``.npz``: keys are flattened paths (``params/Dense_0/kernel``); read lazily with ``numpy.load``;
+- ``.safetensors``: the same keys, or dotted (``params.Dense_0.kernel``); ``safetensors.safe_open``;
+- ``.msgpack``: Flax's format (``flax.serialization.to_bytes``), nested dicts;
+  ``flax.serialization.msgpack_restore``;
+- an Orbax checkpoint folder (``orbax.checkpoint``), the saved pytree.
 
 Keys match the template's leaf paths joined by ``/`` (``.`` works too when no key
 holds a ``/``). A checkpoint saved from ``variables["params"]`` loads into a template

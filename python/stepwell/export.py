@@ -619,8 +619,8 @@ def load(path, *, target=None, verify: bool = True) -> "ExportedModel":
         index.load(params_file)
     except Exception as e:  # noqa: BLE001  (IREE raises ValueError/IndexError/RuntimeError)
         from stepwell.runtime import _clean_iree_message
-        raise StepwellError(f"'{params_file}' is not a valid parameter archive: "
-                            f"{_clean_iree_message(str(e).replace('Could not parse parameter file index: ', ''))}") from None
+        why = _clean_iree_message(str(e).replace("Could not parse parameter file index: ", ""))
+        raise StepwellError(f"'{params_file}' is not a valid parameter archive: {why}") from None
     entries = {k: v for k, v in index.items()}
     problems = []
     for p in manifest["parameters"]:
