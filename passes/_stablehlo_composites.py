@@ -32,11 +32,19 @@ def _axes_in(x, reduce_op) -> list[int] | None:
     return picked if len(picked) == len([a for a in axes if shape(y)[a] != 1]) and picked else None
 
 
+def _along(expanded, axis: int, dtype: str) -> bool:
+    """The expansion broadcasts a vector of ``dtype`` along ``axis`` (or is a splat)."""
+    src, pos = expanded
+    return ttype(src).dtype == dtype and (pos == [axis] or splat(src) is not None)
+
+
 def _vector(b, expanded, size: int, axis: int, dtype: str):
     """The 1-D ``[size]`` operand an expansion broadcasts along ``axis``, else None."""
-    src, pos = expanded
-    if pos != [axis] or ttype(src).dtype != dtype:
+    if not _along(expanded, axis, dtype):
         return None
+    src, pos = expanded
+    if pos != [axis]:  # a splat constant (JAX folded a constant parameter)
+        return b.splat(splat(src), ttype(src).with_shape([size]))
     return b.reshape(src, [size])
 
 
@@ -111,11 +119,11 @@ def layer_norm(op, b):
         return None
     if "bias" not in env and _bias_follows(op, axis):
         return None
+    if any(k in env and not _along(env[k], axis, dtype) for k in ("bscale", "bbias")):
+        return None
     vec = ttype(x).with_shape([xs[axis]])
     scale = _vector(b, env["bscale"], xs[axis], axis, dtype) if "bscale" in env else b.splat(1.0, vec)
     bias = _vector(b, env["bbias"], xs[axis], axis, dtype) if "bbias" in env else b.splat(0.0, vec)
-    if scale is None or bias is None:
-        return None
     return b.nn("layer_norm", x, scale, bias, axis=axis, epsilon=float(env["eps"]))
 
 
@@ -137,10 +145,10 @@ def rms_norm(op, b):
         return None
     if "bscale" not in env and _bias_follows(op, last):
         return None
+    if "bscale" in env and not _along(env["bscale"], last, ttype(x).dtype):
+        return None
     scale = (_vector(b, env["bscale"], xs[last], last, ttype(x).dtype) if "bscale" in env
              else b.splat(1.0, ttype(x).with_shape([xs[last]])))
-    if scale is None:
-        return None
     return b.nn("rms_norm", x, scale, epsilon=float(env["eps"]))
 
 
@@ -231,13 +239,16 @@ def _group_sizes(sizes, nb):
     return [math.prod(sizes[c] for c in nb[:-1]), sizes[nb[-1]]]
 
 
+def _bhsd_ok(letters: str, order: list, sizes: dict) -> bool:
+    """The letters outside ``order`` are all size 1 (:func:`_to_bhsd` can drop them)."""
+    return all(sizes[c] == 1 for c in letters if c not in order)
+
+
 def _to_bhsd(b, value, letters: str, order: list, sizes: dict, nb: list):
     """``value`` (einsum ``letters``) as [B, H, S, D] from its letters ``order`` =
     batch..., seq, dim (None entries are size 1); unit letters are dropped."""
     present = [c for c in order if c is not None]
     rest = [c for c in letters if c not in present]
-    if any(sizes[c] != 1 for c in rest):
-        return None
     y = b.transpose(value, [letters.index(c) for c in present + rest])
     seq, dim = order[len(nb)], order[len(nb) + 1]
     return b.reshape(y, _group_sizes(sizes, nb) + [sizes.get(seq, 1), sizes.get(dim, 1)])
@@ -370,10 +381,14 @@ def attention(op, b):
         causal = _causal(src, letters, sq, ks)
         if causal and invert:
             return None
+    v_order = [p_of[c] for c in nb] + [p_of[ks], dv]
+    if not (_bhsd_ok(q_l, nb + [sq, d], sizes1) and _bhsd_ok(k_l, nb + [ks, d], sizes1)
+            and _bhsd_ok(v_l, v_order, sizes2)):
+        return None
     # build
     q4 = _to_bhsd(b, qv, q_l, nb + [sq, d], sizes1, nb)
     k4 = _to_bhsd(b, kv, k_l, nb + [ks, d], sizes1, nb)
-    v4 = _to_bhsd(b, vv, v_l, [p_of[c] for c in nb] + [p_of[ks], dv], sizes2, [p_of[c] for c in nb])
+    v4 = _to_bhsd(b, vv, v_l, v_order, sizes2, [p_of[c] for c in nb])
     attrs = {"causal": True} if causal else {}
     if not math.isclose(scale, 1 / math.sqrt(sizes1[d]), rel_tol=1e-6):
         attrs["scale"] = scale

@@ -102,8 +102,10 @@ def _cleanups() -> dict:
         patterns[spec.name].append(erase_dead)
         if spec.dialect == "prim":
             patterns[spec.name].append(fold_constants)
+    for name in ("prim.reshape", "prim.broadcast"):  # (a square transpose keeps its type)
+        patterns[name].append(fold_same_type)
     for name in ("prim.reshape", "prim.transpose", "prim.broadcast"):
-        patterns[name] += [fold_same_type, shuffle_as_reshape, collapse_expansion]
+        patterns[name] += [shuffle_as_reshape, collapse_expansion]
     patterns["prim.map"] += [fold_map_identity, fold_identity_element, fold_bool_select]
     return patterns
 

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import stepwell as sw
 from stepwell import interpreter
@@ -108,6 +110,41 @@ def test_composite_recognized_and_matches_jax(name):
     assert p.stats["composites"] == expected
     tol = {"bf16": 5e-2, "f16": 1e-2}.get(name.rsplit("_", 1)[-1], 2e-5)
     assert_interprets_like_jax(m, fn, *args, rtol=tol, atol=tol)
+
+
+@given(b=st.integers(1, 2), t=st.integers(1, 5), s=st.integers(2, 5), n=st.integers(1, 3),
+       h=st.integers(1, 6), kind=st.sampled_from(["plain", "causal", "mask"]))
+def test_attention_any_shape(b, t, s, n, h, kind):
+    """Unit batch/head/query/dim sizes give JAX's einsums unit dims in odd places."""
+    q, k, v = rand(b, t, n, h), rand(b, s, n, h), rand(b, s, n, h)
+    args = [q, k, v]
+    if kind == "mask":
+        args.append(RNG.random((b, n, t, s)) > 0.3)
+        fn = lambda q, k, v, m: jax.nn.dot_product_attention(q, k, v, mask=m)  # noqa: E731
+    else:
+        fn = _dpa(is_causal=kind == "causal")
+    m, p = raised(fn, *args)
+    assert p.stats["composites"] == {"nn.attention": 1} and p.stats["left"] == {}
+    assert ("causal = true" in str(m)) == (kind == "causal" and t > 1)  # t = 1: a plain mask
+    assert_interprets_like_jax(m, fn, *args)
+
+
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4), data=st.data())
+def test_softmax_and_layer_norm_any_axis(shape, data):
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    # a spread along the axis: Flax's E[x^2] - E[x]^2 cancels for near-constant rows, where
+    # nn.layer_norm's (x - mean)^2 stays exact; they differ there by design
+    spread = np.arange(shape[axis], dtype=np.float32).reshape([-1 if i == axis else 1 for i in range(len(shape))])
+    x = rand(*shape) * 0.1 + spread
+    fn = lambda x: (jax.nn.softmax(x, axis=axis),  # noqa: E731
+                    fnn.LayerNorm(reduction_axes=axis, feature_axes=axis).apply(
+                        {"params": {"scale": np.full(shape[axis], 1.5, np.float32),
+                                    "bias": np.full(shape[axis], 0.5, np.float32)}}, x))
+    m, p = raised(fn, x)
+    if shape[axis] > 1:
+        assert p.stats["composites"] == {"nn.softmax": 1, "nn.layer_norm": 1}, p.format_stats()
+    assert p.stats["left"] == {}
+    assert_interprets_like_jax(m, fn, x, rtol=1e-4, atol=1e-4)
 
 
 def test_causal_attention_is_the_causal_flag():
