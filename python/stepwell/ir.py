@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import atexit
 import gc
+import sys
+import types
 
 from iree.compiler import ir, passmanager, rewrite  # noqa: F401  (re-exported)
 from iree.compiler.dialects import arith, func, linalg, math, tensor  # noqa: F401
@@ -18,6 +20,23 @@ __all__ = ["ir", "passmanager", "rewrite", "arith", "func", "linalg", "math", "t
 
 Location = ir.Location
 _CONTEXT: ir.Context | None = None
+
+# The bindings look up a Python module per dialect (``iree.compiler.dialects.<ns>``)
+# whenever they wrap an op, and remember only the lookups that succeed: for our
+# unregistered dialects every ``value.owner`` of an ``nn``/``prim`` op searched
+# sys.path again (half of the passes' time on GPT-2). An empty module per custom
+# dialect makes the lookup succeed once; ops stay generic ``OpView``s.
+CUSTOM_DIALECTS = ("nn", "prim")
+
+
+def _stub_dialect_modules(namespaces=CUSTOM_DIALECTS) -> None:
+    for ns in namespaces:
+        name = f"iree.compiler.dialects.{ns}"
+        if name not in sys.modules:
+            sys.modules[name] = types.ModuleType(name, f"stepwell: no Python classes for '{ns}' ops")
+
+
+_stub_dialect_modules()
 
 
 def context() -> ir.Context:
