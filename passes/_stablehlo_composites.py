@@ -254,17 +254,24 @@ def _to_bhsd(b, value, letters: str, order: list, sizes: dict, nb: list):
     return b.reshape(y, _group_sizes(sizes, nb) + [sizes.get(seq, 1), sizes.get(dim, 1)])
 
 
+def _iota_dim(value):
+    """The dim of ``value`` it counts along when it is a (broadcast) ``prim.iota``, else None."""
+    src, pos = expansion(value)
+    iota = producer(src, "prim.iota")
+    n = nonunit(shape(src))
+    if iota is None or attr(iota, "dim") not in n:
+        return None
+    return pos[n.index(attr(iota, "dim"))]
+
+
 def _causal(src, src_letters, sq, ks) -> bool:
-    """``src`` is ``iota(row) >= iota(col)`` with rows on the query axis, cols on the key axis."""
+    """``src`` is ``iota(query axis) >= iota(key axis)`` (iotas of any rank, broadcast)."""
     op = producer(src, "prim.map")
     if op is None or attr(op, "fn") not in ("ge", "le") or sq is None:
         return False
-    iotas = [producer(v, "prim.iota") for v in op.operands]
-    if any(i is None for i in iotas):
-        return False
+    dims = [_iota_dim(v) for v in op.operands]
     n = nonunit(shape(src))
-    dims = [attr(i, "dim") for i in iotas]
-    if any(d not in n for d in dims):
+    if any(d is None or d not in n for d in dims):
         return False
     first, second = (src_letters[n.index(d)] for d in dims)
     return (first, second) == ((sq, ks) if attr(op, "fn") == "ge" else (ks, sq))

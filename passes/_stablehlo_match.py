@@ -365,6 +365,8 @@ class Builder(PrimBuilder):
     def expand(self, x, pos, out_shape):
         """Broadcast ``x`` (non-unit dims -> ``pos``) to ``out_shape``, the inverse of
         :func:`expansion`: squeeze, transpose into position order, broadcast or reshape."""
+        if tuple(out_shape) == shape(x) and pos == nonunit(out_shape):
+            return x  # the chain moved unit dims away and back
         x = self.squeeze(x)
         order = sorted(range(len(pos)), key=lambda i: pos[i])
         x = self.transpose(x, order)
@@ -377,6 +379,8 @@ class Builder(PrimBuilder):
 def expand_op_count(x, pos, out_shape) -> int:
     """How many ops :meth:`Builder.expand` creates."""
     s = shape(x)
+    if tuple(out_shape) == s and pos == nonunit(out_shape):
+        return 0
     sq = [d for d in s if d != 1]
     order = sorted(range(len(pos)), key=lambda i: pos[i])
     dims = sorted(pos)
@@ -441,4 +445,16 @@ def fold_bool_select(op, rewriter):
     if splat(op.operands[1]) is True and splat(op.operands[2]) is False:
         rewriter.replace_op(op, [op.operands[0]])
         return None
+    return NO_MATCH
+
+
+# ne(cast(b), 0) with b of i1 is b (Flax turns boolean masks into floats and back).
+def fold_bool_roundtrip(op, rewriter):
+    if attr(op, "fn") != "ne":
+        return NO_MATCH
+    for i in (0, 1):
+        cast = producer(op.operands[i], "prim.cast")
+        if cast is not None and ttype(cast.operands[0]).dtype == "i1" and splat(op.operands[1 - i]) == 0:
+            rewriter.replace_op(op, [cast.operands[0]])
+            return None
     return NO_MATCH

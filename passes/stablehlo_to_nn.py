@@ -33,7 +33,8 @@ from stepwell.passes.prim_simplify import erase_dead, fold_constants, fold_map_i
 from stepwell.passes import _stablehlo_composites as composite_rules
 from stepwell.passes import _stablehlo_raise as raising
 from stepwell.passes._stablehlo_match import (
-    NO_MATCH, Builder, collapse_expansion, fold_bool_select, fold_identity_element, shuffle_as_reshape)
+    NO_MATCH, Builder, collapse_expansion, fold_bool_roundtrip, fold_bool_select, fold_identity_element,
+    shuffle_as_reshape)
 
 SOURCE_DIALECTS = ("stablehlo.", "chlo.")
 KEEP = "stepwell.shape_computation"  # marks StableHLO that computes a dynamic op's shape
@@ -106,7 +107,7 @@ def _cleanups() -> dict:
         patterns[name].append(fold_same_type)
     for name in ("prim.reshape", "prim.transpose", "prim.broadcast"):
         patterns[name] += [shuffle_as_reshape, collapse_expansion]
-    patterns["prim.map"] += [fold_map_identity, fold_identity_element, fold_bool_select]
+    patterns["prim.map"] += [fold_map_identity, fold_identity_element, fold_bool_select, fold_bool_roundtrip]
     return patterns
 
 

@@ -851,3 +851,75 @@ module @jit_dense attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas =
     return %3 : tensor<4x16xf32>
   }
 }
+
+// -----
+
+// Flax make_causal_mask (broadcast 1-D iotas, a float mask compared back to bool) is causal = true.
+// CHECK-LABEL: module @jit_mha_causal
+// CHECK: "nn.attention"({{.*}}) {causal = true} : (tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+// CHECK-NOT: prim.iota
+// CHECK-NOT: stablehlo.
+// STATS: stablehlo-to-nn: raised 52 of 52 StableHLO ops (1 composites: nn.attention x1); left: none
+module @jit_mha_causal attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<2x4xf32>, %arg1: tensor<8x2x4xf32>, %arg2: tensor<8xf32>, %arg3: tensor<2x4x8xf32>, %arg4: tensor<2x4xf32>, %arg5: tensor<8x2x4xf32>, %arg6: tensor<2x4xf32>, %arg7: tensor<8x2x4xf32>, %arg8: tensor<2x4x8xf32>) -> (tensor<2x4x8xf32> {jax.result_info = "result"}) {
+    %0 = stablehlo.iota dim = 0 : tensor<4xi32>
+    %1 = stablehlo.broadcast_in_dim %0, dims = [1] : (tensor<4xi32>) -> tensor<2x4xi32>
+    %2 = stablehlo.broadcast_in_dim %1, dims = [0, 1] : (tensor<2x4xi32>) -> tensor<2x4x1xi32>
+    %3 = stablehlo.broadcast_in_dim %1, dims = [0, 2] : (tensor<2x4xi32>) -> tensor<2x1x4xi32>
+    %4 = stablehlo.broadcast_in_dim %2, dims = [0, 1, 2] : (tensor<2x4x1xi32>) -> tensor<2x4x4xi32>
+    %5 = stablehlo.broadcast_in_dim %3, dims = [0, 1, 2] : (tensor<2x1x4xi32>) -> tensor<2x4x4xi32>
+    %6 = stablehlo.compare GE, %4, %5, SIGNED : (tensor<2x4x4xi32>, tensor<2x4x4xi32>) -> tensor<2x4x4xi1>
+    %7 = stablehlo.broadcast_in_dim %6, dims = [0, 2, 3] : (tensor<2x4x4xi1>) -> tensor<2x1x4x4xi1>
+    %8 = stablehlo.convert %7 : (tensor<2x1x4x4xi1>) -> tensor<2x1x4x4xf32>
+    %9 = stablehlo.dot_general %arg8, %arg5, contracting_dims = [2] x [0], precision = [DEFAULT, DEFAULT] : (tensor<2x4x8xf32>, tensor<8x2x4xf32>) -> tensor<2x4x2x4xf32>
+    %10 = stablehlo.reshape %arg4 : (tensor<2x4xf32>) -> tensor<1x1x2x4xf32>
+    %11 = stablehlo.broadcast_in_dim %10, dims = [0, 1, 2, 3] : (tensor<1x1x2x4xf32>) -> tensor<2x4x2x4xf32>
+    %12 = stablehlo.add %9, %11 : tensor<2x4x2x4xf32>
+    %13 = stablehlo.dot_general %arg8, %arg1, contracting_dims = [2] x [0], precision = [DEFAULT, DEFAULT] : (tensor<2x4x8xf32>, tensor<8x2x4xf32>) -> tensor<2x4x2x4xf32>
+    %14 = stablehlo.reshape %arg0 : (tensor<2x4xf32>) -> tensor<1x1x2x4xf32>
+    %15 = stablehlo.broadcast_in_dim %14, dims = [0, 1, 2, 3] : (tensor<1x1x2x4xf32>) -> tensor<2x4x2x4xf32>
+    %16 = stablehlo.add %13, %15 : tensor<2x4x2x4xf32>
+    %17 = stablehlo.dot_general %arg8, %arg7, contracting_dims = [2] x [0], precision = [DEFAULT, DEFAULT] : (tensor<2x4x8xf32>, tensor<8x2x4xf32>) -> tensor<2x4x2x4xf32>
+    %18 = stablehlo.reshape %arg6 : (tensor<2x4xf32>) -> tensor<1x1x2x4xf32>
+    %19 = stablehlo.broadcast_in_dim %18, dims = [0, 1, 2, 3] : (tensor<1x1x2x4xf32>) -> tensor<2x4x2x4xf32>
+    %20 = stablehlo.add %17, %19 : tensor<2x4x2x4xf32>
+    %cst = stablehlo.constant dense<4.000000e+00> : tensor<f32>
+    %21 = stablehlo.sqrt %cst : tensor<f32>
+    %22 = stablehlo.convert %21 : tensor<f32>
+    %23 = stablehlo.broadcast_in_dim %22, dims = [] : (tensor<f32>) -> tensor<2x4x2x4xf32>
+    %24 = stablehlo.divide %12, %23 : tensor<2x4x2x4xf32>
+    %25 = stablehlo.dot_general %24, %16, batching_dims = [0, 2] x [0, 2], contracting_dims = [3] x [3], precision = [DEFAULT, DEFAULT] : (tensor<2x4x2x4xf32>, tensor<2x4x2x4xf32>) -> tensor<2x2x4x4xf32>
+    %cst_0 = stablehlo.constant dense<-3.40282347E+38> : tensor<f32>
+    %26 = call @_where(%8, %25, %cst_0) : (tensor<2x1x4x4xf32>, tensor<2x2x4x4xf32>, tensor<f32>) -> tensor<2x2x4x4xf32>
+    %cst_1 = stablehlo.constant dense<0xFF800000> : tensor<f32>
+    %27 = stablehlo.reduce(%26 init: %cst_1) applies stablehlo.maximum across dimensions = [3] : (tensor<2x2x4x4xf32>, tensor<f32>) -> tensor<2x2x4xf32>
+    %cst_2 = stablehlo.constant dense<0xFF800000> : tensor<f32>
+    %28 = stablehlo.broadcast_in_dim %cst_2, dims = [] : (tensor<f32>) -> tensor<2x2x4xf32>
+    %29 = stablehlo.maximum %28, %27 : tensor<2x2x4xf32>
+    %30 = stablehlo.broadcast_in_dim %29, dims = [0, 1, 2] : (tensor<2x2x4xf32>) -> tensor<2x2x4x1xf32>
+    %31 = stablehlo.broadcast_in_dim %30, dims = [0, 1, 2, 3] : (tensor<2x2x4x1xf32>) -> tensor<2x2x4x4xf32>
+    %32 = stablehlo.subtract %26, %31 : tensor<2x2x4x4xf32>
+    %33 = stablehlo.exponential %32 : tensor<2x2x4x4xf32>
+    %cst_3 = stablehlo.constant dense<0.000000e+00> : tensor<f32>
+    %34 = stablehlo.reduce(%33 init: %cst_3) applies stablehlo.add across dimensions = [3] : (tensor<2x2x4x4xf32>, tensor<f32>) -> tensor<2x2x4xf32>
+    %35 = stablehlo.broadcast_in_dim %34, dims = [0, 1, 2] : (tensor<2x2x4xf32>) -> tensor<2x2x4x1xf32>
+    %36 = stablehlo.broadcast_in_dim %35, dims = [0, 1, 2, 3] : (tensor<2x2x4x1xf32>) -> tensor<2x2x4x4xf32>
+    %37 = stablehlo.divide %33, %36 : tensor<2x2x4x4xf32>
+    %38 = stablehlo.dot_general %20, %37, batching_dims = [0, 2] x [0, 1], contracting_dims = [1] x [3], precision = [DEFAULT, DEFAULT] : (tensor<2x4x2x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+    %39 = stablehlo.transpose %38, dims = [0, 3, 1, 2] : (tensor<2x2x4x4xf32>) -> tensor<2x4x2x4xf32>
+    %40 = stablehlo.dot_general %39, %arg3, contracting_dims = [2, 3] x [0, 1], precision = [DEFAULT, DEFAULT] : (tensor<2x4x2x4xf32>, tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+    %41 = stablehlo.reshape %arg2 : (tensor<8xf32>) -> tensor<1x1x8xf32>
+    %42 = stablehlo.broadcast_in_dim %41, dims = [0, 1, 2] : (tensor<1x1x8xf32>) -> tensor<2x4x8xf32>
+    %43 = stablehlo.add %40, %42 : tensor<2x4x8xf32>
+    return %43 : tensor<2x4x8xf32>
+  }
+  func.func private @_where(%arg0: tensor<2x1x4x4xf32>, %arg1: tensor<2x2x4x4xf32>, %arg2: tensor<f32>) -> tensor<2x2x4x4xf32> {
+    %cst = stablehlo.constant dense<0.000000e+00> : tensor<f32>
+    %0 = stablehlo.broadcast_in_dim %cst, dims = [] : (tensor<f32>) -> tensor<2x1x4x4xf32>
+    %1 = stablehlo.compare NE, %arg0, %0, FLOAT : (tensor<2x1x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x1x4x4xi1>
+    %2 = stablehlo.broadcast_in_dim %1, dims = [0, 1, 2, 3] : (tensor<2x1x4x4xi1>) -> tensor<2x2x4x4xi1>
+    %3 = stablehlo.broadcast_in_dim %arg2, dims = [] : (tensor<f32>) -> tensor<2x2x4x4xf32>
+    %4 = stablehlo.select %2, %arg1, %3 : tensor<2x2x4x4xi1>, tensor<2x2x4x4xf32>
+    return %4 : tensor<2x2x4x4xf32>
+  }
+}

@@ -153,6 +153,16 @@ def test_causal_attention_is_the_causal_flag():
     assert "prim.iota" not in str(m) and "nn.softmax" not in str(m)
 
 
+def test_flax_causal_mask_is_the_causal_flag():
+    x = rand(2, 8, 32)
+    mha = fnn.MultiHeadDotProductAttention(num_heads=4)
+    params = mha.init(jax.random.PRNGKey(0), x)
+    fn = lambda p, x: mha.apply(p, x, mask=fnn.make_causal_mask(x[..., 0]))  # noqa: E731
+    m, p = raised(fn, params, x)
+    assert "causal = true" in str(m) and "prim.iota" not in str(m), str(m)
+    assert_interprets_like_jax(m, fn, params, x, rtol=1e-4, atol=1e-4)
+
+
 def test_attention_mask_is_passed_through():
     m, _ = raised(lambda q, k, v, mask: jax.nn.dot_product_attention(q, k, v, mask=mask), *QKV, MASK)
     att = [op for op in m.body.operations[0].regions[0].blocks[0].operations if op.name == "nn.attention"]
