@@ -6,7 +6,8 @@ ops and activations take their f32 operands cast to ``compute`` (constants are c
 in place: the weights are stored in the low type); contractions declare an
 ``accumulate`` (f32) result, the rest give ``compute`` results cast back to f32. The ops
 named in ``keep`` stay in f32 (default: norms, softmax, reductions and attention, whose
-softmax sums many terms); shape ops (reshape, transpose, concat, embedding) follow their
+softmax sums many terms); a constant rearranged by transposes/reshapes (a tied output
+embedding) becomes a low-type constant of the rearranged shape; shape ops (reshape, transpose, concat, embedding) follow their
 operands: they run in the low type when their inputs already are. A cast back to f32
 that is cast down again is not inserted (``cast(cast(x))`` to x's type is x), so the low
 type flows between consecutive ops. Function signatures are unchanged: f32 in, f32 out.
@@ -64,9 +65,40 @@ def _low_constant(const, dtype: str):
             value = float(attr.get_splat_value().value)
             new = ir.DenseElementsAttr.get_splat(t.to_mlir(), ir.FloatAttr.get(t.to_mlir().element_type, value))
         else:
-            data = np.array(attr, copy=True).astype(np.float32).astype(numpy_dtype(dtype))
-            new = ir.DenseElementsAttr.get(np.ascontiguousarray(data).view(np.uint16), type=t.to_mlir())
+            data = np.array(attr, copy=True).astype(np.float32)
+            new = _dense(data, t)
         return arith.ConstantOp(t.to_mlir(), new).result
+
+
+def _dense(data: np.ndarray, t: TensorType):
+    low = np.ascontiguousarray(data.astype(numpy_dtype(t.dtype)))
+    return ir.DenseElementsAttr.get(low.view(np.uint16), type=t.to_mlir())
+
+
+# shape ops whose result is a rearranged constant: folded (in numpy) into the low constant
+_SHAPE_OPS = ("nn.transpose", "nn.reshape", "prim.transpose", "prim.reshape")
+
+
+def _shaped_constant(value, depth: int = 4):
+    """The numpy value of ``value`` when it is a dense f32 constant rearranged by shape
+    ops (a transposed weight such as GPT-2's tied output embedding), else None."""
+    owner = _owner(value)
+    if owner is None or depth == 0 or owner.name not in _SHAPE_OPS or len(owner.operands) != 1:
+        return None
+    src = owner.operands[0]
+    inner = _owner(src)
+    if inner is not None and inner.name == "arith.constant":
+        from stepwell.interpreter import constant_value
+        if not isinstance(inner.attributes["value"], ir.DenseElementsAttr):
+            return None
+        data = constant_value(inner.attributes["value"], src.type)
+    else:
+        data = _shaped_constant(src, depth - 1)
+    if data is None:
+        return None
+    spec = opspec.lookup(owner.name)
+    attrs = {n: opspec.attr_to_python(owner.attributes[n])[1] for n in owner.attributes if "." not in n}
+    return spec.evaluate([data], attrs, [_ttype(value)])[0]
 
 
 @register
@@ -107,7 +139,7 @@ class _Rewriter:
         self.low, self.acc, self.keep = compute, accumulate, keep
         self.low_of = {}        # f32 value -> the same value in the low type
         self.cast_nn = opspec.lookup("nn.cast")
-        self.replaced = []      # f32 constants given a low-type copy
+        self.replaced = []      # f32 constants (and shape ops of them) given a low-type copy
 
     def run(self, block) -> None:
         ops = [op.operation for op in block.operations]
@@ -141,10 +173,16 @@ class _Rewriter:
         if value in self.low_of:
             return self.low_of[value]
         owner = _owner(value)
+        shaped = _shaped_constant(value)
         if owner is not None and owner.name == "arith.constant" and isinstance(
                 owner.attributes["value"], ir.DenseElementsAttr):
             low = _low_constant(owner, self.low)
             self.replaced.append(owner)
+        elif shaped is not None:
+            t = _ttype(value).with_dtype(self.low)
+            with ir.InsertionPoint(before), before.location:
+                low = arith.ConstantOp(t.to_mlir(), _dense(shaped, t)).result
+            self.replaced.append(owner)  # the shape op, erased if nothing else uses it
         else:
             with ir.InsertionPoint(before), before.location:
                 low = self.cast_nn.build(value, result_type=_ttype(value).with_dtype(self.low))

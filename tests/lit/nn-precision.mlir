@@ -79,3 +79,21 @@ func.func @fold_and_ints(%ids: tensor<3xi32>, %t: tensor<10x4xf32>, %h: tensor<4
   %3 = "nn.mul"(%2, %2) : (tensor<4xbf16>, tensor<4xbf16>) -> tensor<4xbf16>
   return %0, %3 : tensor<3x4xf32>, tensor<4xbf16>
 }
+
+// -----
+
+// A transposed constant (a tied output embedding) becomes a bf16 constant of the
+// transposed shape; the f32 table stays for the embedding lookup.
+// CHECK-LABEL: func.func @tied
+// CHECK-DAG: %[[T:.*]] = arith.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00, 5.000000e+00], [2.000000e+00, 4.000000e+00, 6.000000e+00]]> : tensor<2x3xbf16>
+// CHECK-DAG: %[[E:.*]] = arith.constant dense<{{.*}}> : tensor<3x2xf32>
+// CHECK-NOT: nn.transpose
+// CHECK: "nn.matmul"(%{{.*}}, %[[T]]) : (tensor<4x2xbf16>, tensor<2x3xbf16>) -> tensor<4x3xf32>
+// CHECK: "nn.embedding"(%[[E]], %arg1)
+func.func @tied(%x: tensor<4x2xf32>, %ids: tensor<4xi32>) -> (tensor<4x3xf32>, tensor<4x2xf32>) {
+  %e = arith.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]> : tensor<3x2xf32>
+  %t = "nn.transpose"(%e) {permutation = array<i64: 1, 0>} : (tensor<3x2xf32>) -> tensor<2x3xf32>
+  %0 = "nn.matmul"(%x, %t) : (tensor<4x2xf32>, tensor<2x3xf32>) -> tensor<4x3xf32>
+  %1 = "nn.embedding"(%e, %ids) : (tensor<3x2xf32>, tensor<4xi32>) -> tensor<4x2xf32>
+  return %0, %1 : tensor<4x3xf32>, tensor<4x2xf32>
+}
