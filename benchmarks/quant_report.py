@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Accuracy, weight memory and speed of the precision policies: ``python -m benchmarks.quant_report``.
 
-For a 2-layer MLP (256-1024-256, gelu) and a GPT-2-style decoder (stepwell.bench's
-``gpt2`` workload, small), both imported from JAX with their weights closed over as
+For a 2-layer MLP (256-1024-256, gelu; batch 1 and 64) and a GPT-2-style decoder
+(stepwell.bench's ``gpt2`` workload, small; 32 tokens, and 1 token as in decoding), all imported from JAX with their weights closed over as
 constants, every policy (f32, bf16, f16, int8, int4, ...: ``sw.compile(precision=)``)
 is compiled for the CPU and reported against the f32 JAX model:
 
@@ -88,10 +88,10 @@ def mlp_model(batch: int):
                 params=w1.nbytes + b1.nbytes + w2.nbytes + b2.nbytes)
 
 
-def gpt2_model(prompts: int = 4):
+def gpt2_model(prompts: int = 4, seq: int = 32):
     import jax.numpy as jnp
     from stepwell.bench.workloads import GPT2Config, gpt2
-    cfg = GPT2Config(layers=2, width=256, heads=4, vocab=2048, seq=32, positions=64)
+    cfg = GPT2Config(layers=2, width=256, heads=4, vocab=2048, seq=seq, positions=64)
     w = gpt2(cfg)
     args = w.args()
     params = [jnp.asarray(a) for a in args[2:]]
@@ -202,13 +202,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer timing rounds")
     ap.add_argument("--policies", default=",".join(POLICIES), help="comma-separated policies")
-    ap.add_argument("--models", default="mlp1,mlp64,gpt2", help="mlp1, mlp64, gpt2 (comma-separated)")
+    ap.add_argument("--models", default="mlp1,mlp64,gpt2,gpt2s1",
+                    help="mlp1, mlp64 (batch 1, 64), gpt2 (seq 32), gpt2s1 (seq 1: one token, decode-like)")
     ap.add_argument("--md", help="write the Markdown table here")
     ap.add_argument("--json", help="write the rows as JSON here")
     args = ap.parse_args(argv)
     policies = [p for p in args.policies.split(",") if p]
     rounds, sample = (5, 0.02) if args.quick else (15, 0.05)
-    models = {"mlp1": lambda: mlp_model(1), "mlp64": lambda: mlp_model(64), "gpt2": gpt2_model}
+    models = {"mlp1": lambda: mlp_model(1), "mlp64": lambda: mlp_model(64), "gpt2": gpt2_model,
+              "gpt2s1": lambda: gpt2_model(prompts=32, seq=1)}
     rows = []
     for key in args.models.split(","):
         rows += measure(models[key](), policies, rounds, sample, log=lambda s: print(s, file=sys.stderr))

@@ -95,10 +95,11 @@ def _qd_function(name, bits, axis, group_size, symmetric):
     types = [_t(s.shape, "f32")] + ([] if symmetric else [_t(s.shape, "i8")])
     attrs = f"{{axis = {axis} : i64, bits = {bits} : i64, group_size = {group_size} : i64}}"
     args = ", ".join(f"{o}: {t}" for o, t in zip(ops, types))
-    text = (f"func.func @{name}(%x: {_t(X.shape, 'f32')}, {args}) -> ({_t(qshape, 'i8')}, {_t(X.shape, 'f32')}) {{\n"
-            f'  %q = "nn.quantize"(%x, {", ".join(ops)}) {attrs} : ({_t(X.shape, "f32")}, {", ".join(types)}) -> {_t(qshape, "i8")}\n'
-            f'  %d = "nn.dequantize"(%q, {", ".join(ops)}) {attrs} : ({_t(qshape, "i8")}, {", ".join(types)}) -> {_t(X.shape, "f32")}\n'
-            f"  return %q, %d : {_t(qshape, 'i8')}, {_t(X.shape, 'f32')}\n}}\n")
+    xt, qt, rest = _t(X.shape, "f32"), _t(qshape, "i8"), ", ".join(types)
+    text = (f"func.func @{name}(%x: {xt}, {args}) -> ({qt}, {xt}) {{\n"
+            f'  %q = "nn.quantize"(%x, {", ".join(ops)}) {attrs} : ({xt}, {rest}) -> {qt}\n'
+            f'  %d = "nn.dequantize"(%q, {", ".join(ops)}) {attrs} : ({qt}, {rest}) -> {xt}\n'
+            f"  return %q, %d : {qt}, {xt}\n}}\n")
     return text, [X, s] + ([] if symmetric else [z]), (s, z)
 
 
@@ -239,14 +240,15 @@ def test_iree_flags_only_for_dequantizing_modules():
 
 
 # -- verifier errors -------------------------------------------------------------------------
+LINEAR = "(tensor<4x64xf32>, tensor<64x16xi8>, tensor<1x16xf32>)"
 NEGATIVE = [
-    ('"nn.quantized_linear"(%x, %q, %s) {bits = 3 : i64}', "(tensor<4x64xf32>, tensor<64x16xi8>, tensor<1x16xf32>)",
+    ('"nn.quantized_linear"(%x, %q, %s) {bits = 3 : i64}', LINEAR,
      "'nn.quantized_linear' attribute 'bits' must be one of 8, 4, found 3"),
-    ('"nn.quantized_linear"(%x, %q, %s) {group_size = 24 : i64}', "(tensor<4x64xf32>, tensor<64x16xi8>, tensor<1x16xf32>)",
+    ('"nn.quantized_linear"(%x, %q, %s) {group_size = 24 : i64}', LINEAR,
      "'nn.quantized_linear' group_size 24 does not divide the in size of qweight tensor<64x16xi8> (64)"),
-    ('"nn.quantized_linear"(%x, %q, %s) {group_size = 16 : i64}', "(tensor<4x64xf32>, tensor<64x16xi8>, tensor<1x16xf32>)",
+    ('"nn.quantized_linear"(%x, %q, %s) {group_size = 16 : i64}', LINEAR,
      "'nn.quantized_linear' scales must have shape [4, 16] (axis 0 holds the 4 groups of 16), found tensor<1x16xf32>"),
-    ('"nn.quantized_linear"(%x, %q, %s) {bits = 4 : i64}', "(tensor<4x64xf32>, tensor<64x16xi8>, tensor<1x16xf32>)",
+    ('"nn.quantized_linear"(%x, %q, %s) {bits = 4 : i64}', LINEAR,
      "'nn.quantized_linear' scales must have shape [1, 32] (axis 0 holds the 1 groups of all), found tensor<1x16xf32>"),
     ('"nn.quantize"(%x, %s) {bits = 4 : i64, group_size = -2 : i64}', "(tensor<4x64xf32>, tensor<1x64xf32>)",
      "'nn.quantize' group_size must be positive, or 0/-1 for one group per channel, found -2"),
