@@ -128,6 +128,8 @@ def lower_to_text(fn, sig: Signature, avals):
         leaves, captured["tree"] = jax.tree.flatten(out)
         return leaves
 
+    # The module is named after the function (@jit_<name>), as jax.jit(fn) would name it.
+    flat_fn.__name__ = flat_fn.__qualname__ = re.sub(r"\W", "_", _fn_name(fn))
     specs = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals]
     lowered = jax.jit(flat_fn, keep_unused=True).lower(*specs)
     out_avals = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in jax.tree.leaves(lowered.out_info)]
