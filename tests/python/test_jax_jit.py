@@ -63,6 +63,9 @@ def test_static_arguments_keywords_and_scalars():
     assert g.compiles == 3
     with pytest.raises(sw.StepwellError, match="must be hashable"):
         g(X, [2], scale=1.0)
+    # as jax.jit: a static parameter is static whether passed by position or by name
+    h = sw.jax.jit(lambda x, n: jnp.reshape(x, (n, -1)), static_argnames="n")
+    assert h(X, 4).shape == h(X, n=4).shape == (4, 4)
 
 
 def test_decorator_forms_donation_and_integer_inputs():

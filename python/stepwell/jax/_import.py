@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 
@@ -90,6 +91,23 @@ def _normalize_argnums(argnums, n: int) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
+def resolve_static(fn, static_argnums=(), static_argnames=()) -> tuple[tuple, tuple]:
+    """Like ``jax.jit``: a static parameter may be named by position or by name, and
+    is static however it is passed."""
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums or ())
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames or ())
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return nums, names
+    positional = [p.name for p in params
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    nums = tuple(sorted(set(nums) | {positional.index(n) for n in names if n in positional}))
+    names = tuple(dict.fromkeys(names + tuple(positional[i] for i in nums
+                                              if 0 <= i < len(positional))))
+    return nums, names
+
+
 def signature(args, kwargs, static_argnums=(), static_argnames=()) -> Signature:
     statics = _normalize_argnums(static_argnums, len(args))
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames or ())
@@ -150,6 +168,7 @@ def import_function(fn, *example_args, raise_ops: bool = True, static_argnums=()
     pass when it is available (it raises what it recognizes to ``nn``/``prim`` and
     leaves the rest as StableHLO); ``raise_ops=False`` keeps plain StableHLO.
     """
+    static_argnums, static_argnames = resolve_static(fn, static_argnums, static_argnames)
     sig = signature(example_args, example_kwargs, static_argnums, static_argnames)
     avals = [aval_of(leaf) for leaf in sig.leaves]
     return _import(fn, sig, avals, raise_ops=raise_ops, name=name)

@@ -13,7 +13,8 @@ import numpy as np
 
 from stepwell import verifier
 from stepwell.diagnostics import Diagnostic, StepwellError, location_parts
-from stepwell.jax._import import JaxModule, _fn_name, _import, aval_of, signature, to_numpy
+from stepwell.jax._import import (JaxModule, _fn_name, _import, aval_of, resolve_static, signature,
+                                  to_numpy)
 from stepwell.stablehlo_input import JAX_PRIMITIVES, UnsupportedOpError
 
 
@@ -68,8 +69,7 @@ class JitFunction:
         from stepwell import targets
         self.fn = fn
         self.target = targets.get(target)
-        self.static_argnums = static_argnums
-        self.static_argnames = static_argnames
+        self.static_argnums, self.static_argnames = resolve_static(fn, static_argnums, static_argnames)
         self.raise_ops = raise_ops
         self.flags = tuple(flags.split() if isinstance(flags, str) else flags)
         self.cache = cache
