@@ -33,8 +33,8 @@ from stepwell import verifier
 from stepwell.diagnostics import Diagnostic, StepwellError, at
 from stepwell.ir import ir
 
-__all__ = ["has_stablehlo", "strip_shardy", "strip_shardy_text", "binary_to_text", "unsupported_ops", "check_supported",
-           "UnsupportedOpError", "JAX_PRIMITIVES", "op_name_from_class", "crash_op"]
+__all__ = ["has_stablehlo", "strip_shardy", "strip_shardy_text", "binary_to_text", "unsupported_ops",
+           "check_supported",            "UnsupportedOpError", "JAX_PRIMITIVES", "op_name_from_class", "crash_op"]
 
 _DIALECTS = ("stablehlo.", "chlo.", "vhlo.")
 

@@ -89,8 +89,8 @@ CASES = {
     "shapes": (_shapes, [(4, 8), (4, 8)], False),
     "where_compare": (lambda a, b: jnp.where(a > b, a, b * 2) + (a <= 0).astype(jnp.float32),
                       [(4, 8), (4, 8)], False),
-    "iota": (lambda a: a * jnp.arange(8, dtype=jnp.float32) + jax.lax.broadcasted_iota(jnp.float32, (4, 8), 0),
-             [(4, 8)], False),
+    "iota": (lambda a: a * jnp.arange(8, dtype=jnp.float32)
+             + jax.lax.broadcasted_iota(jnp.float32, (4, 8), 0), [(4, 8)], False),
     "embedding": (lambda table, ids: jnp.take(table, ids, axis=0), [(10, 4), ((6,), np.int32, 10)], False),
 }
 

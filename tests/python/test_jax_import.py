@@ -128,7 +128,8 @@ def _lowered(fn, *args) -> sw.Module:
 ], ids=["fft", "triangular_solve", "select_and_scatter"])
 def test_known_unsupported_ops_are_named(fn, args, op, reason):
     m = _lowered(fn, *args)
-    with pytest.raises(stablehlo_input.UnsupportedOpError, match=f"'{op}' cannot be compiled by IREE: .*{reason}"):
+    match = f"'{op}' cannot be compiled by IREE: .*{reason}"
+    with pytest.raises(stablehlo_input.UnsupportedOpError, match=match):
         compiler.check_compilable(m)
 
 
@@ -168,7 +169,8 @@ def test_crash_op_reads_the_stack_dump():
     dump = ("#6 0x7f mlir::stablehlo::(anonymous namespace)::BitcastConvertConverter::matchAndRewrite("
             "mlir::stablehlo::BitcastConvertOp, ...)\n#18 0x7f mlir::iree_compiler::stablehlo::"
             "(anonymous namespace)::ConvertStableHloToIreeInputDialects::runOnOperation()")
-    assert stablehlo_input.crash_op(dump) == ("stablehlo.bitcast_convert", "ConvertStableHloToIreeInputDialects")
+    assert stablehlo_input.crash_op(dump) == ("stablehlo.bitcast_convert",
+                                              "ConvertStableHloToIreeInputDialects")
     assert stablehlo_input.op_name_from_class("stablehlo", "DotGeneral") == "stablehlo.dot_general"
 
 
