@@ -34,7 +34,8 @@ from stepwell.diagnostics import Diagnostic, StepwellError, at
 from stepwell.ir import ir
 
 __all__ = ["has_stablehlo", "strip_shardy", "strip_shardy_text", "binary_to_text", "unsupported_ops",
-           "check_supported",            "UnsupportedOpError", "JAX_PRIMITIVES", "op_name_from_class", "crash_op"]
+           "check_supported", "resolve_input_type", "UnsupportedOpError", "JAX_PRIMITIVES",
+           "op_name_from_class", "crash_op"]
 
 _DIALECTS = ("stablehlo.", "chlo.", "vhlo.")
 
