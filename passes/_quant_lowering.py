@@ -6,9 +6,9 @@ one elementwise chain on the integer weight (cast, minus zero point) feeding the
 contraction directly, so IREE clones it into the matmul's dispatch instead of
 materializing the float weight; the per-group scales multiply the contraction's
 result (``y = sum_g s[g] * (x_g @ (q_g - z_g))``), so no scale is broadcast over the
-weight. int4 values unpack with shifts in i32 (x86 has no byte shifts): nibble ``j`` of
-byte ``p`` is ``(p << 28 - 4j) >> 28``; the low nibbles are the first half of the output
-columns, the high ones the second half (contiguous: the unpacked weight vectorizes)::
+weight. An int4 layer is two such contractions, one per nibble (the low nibbles are the
+first half of the output columns, the high ones the second), each nibble a shift of the
+widened byte (see ``_int4_contract``)::
 
     %y = "nn.quantized_linear"(%x, %q, %s) {bits = 8 : i64}
            : (tensor<4x64xf32>, tensor<64x16xi8>, tensor<1x16xf32>) -> tensor<4x16xf32>
@@ -131,31 +131,25 @@ def _grouped_contract(b, x2, w, zero, scales, dtype: str, acc: str):
 
 
 def _int4_contract(b, x2, qweight, zero, scales, dtype: str, acc: str):
-    """_grouped_contract for int4 weights packed as [k, n/2]: the weight unpacks to
-    [.., 2, n/2] (the low nibbles are the first half of the columns) inside the
-    contraction's operand, so the output columns come out in order."""
-    rows, k = ttype(x2).shape
+    """_grouped_contract for int4 weights packed as [k, n/2]: one contraction per nibble,
+    the low nibbles giving the first half of the output columns, the high ones the
+    second. Each nibble is a shift of the byte widened on its own (low: i16
+    ``(p << 12) >> 12``, high: i32 ``p >> 4``): no byte shifts (x86 has none), no index
+    arithmetic (miscompiled by IREE 3.13 for Vulkan when fused into the contraction), and
+    two different widenings, so CSE does not share one between the two contractions (a
+    shared one would be materialized between dispatches)."""
     groups, n = ttype(scales).shape
-    g = k // groups
-    lead = (k,) if groups == 1 else (groups, g)
-    cols = (2, n // 2)
-    w = b.cast(unpack_int4(b, b.reshape(qweight, lead + (n // 2,))), dtype)
-    per_col = lead[:-1] + cols
-    full = lead + cols
-    if zero is not None:
-        z = b.cast(b.reshape(zero, per_col), dtype)
-        w = b.map("sub", w, b.broadcast(z, [d for d in range(len(full)) if d != len(lead) - 1], full))
-    if groups == 1:
-        y = b.contract(x2, w, "mk,kjn->mjn", acc)
-        sdims = [1, 2]
-    else:
-        xg = b.transpose(b.reshape(x2, (rows, groups, g)), [1, 0, 2])
-        y = b.contract(xg, w, "gmk,gkjn->gmjn", acc)
-        sdims = [0, 2, 3]
-    y = b.map("mul", y, b.broadcast(b.cast(b.reshape(scales, per_col), acc), sdims, ttype(y).shape))
-    if groups > 1:
-        y = b.reduce(y, "sum", [0])
-    return b.reshape(y, (rows, n))
+    half = n // 2
+    lo16 = b.cast(qweight, "i16")
+    hi32 = b.cast(qweight, "i32")
+    nibbles = (b.map("shr_s", b.map("shl", lo16, b.like(12, lo16)), b.like(12, lo16)),
+               b.map("shr_s", hi32, b.like(4, hi32)))
+    parts = []
+    for j, nibble in enumerate(nibbles):
+        cols = dict(start=[0, j * half], limit=[groups, (j + 1) * half])
+        part_zero = None if zero is None else b._op("prim.slice", zero, **cols)
+        parts.append(_grouped_contract(b, x2, nibble, part_zero, b._op("prim.slice", scales, **cols), dtype, acc))
+    return b._op("prim.concat", *parts, axis=1)
 
 
 # quantized_linear: x @ (q - z) per group, times the group's scales, summed over the groups.

@@ -85,11 +85,20 @@ def test_compiled_quantized_model(compiled, policy, bits, max_rel):
     assert rel < max_rel, rel
 
 
-def test_weights_are_stored_quantized(compiled):
+def test_weights_are_stored_quantized(imported, compiled):
+    from stepwell.passes.nn_precision import apply_policy
+    from stepwell.verifier import walk
     f32, int8, int4 = (len(compiled[p].vmfb) for p in ("f32", "int8", "int4"))
-    weights = W1.nbytes + W2.nbytes  # 256 KiB in f32
-    assert f32 - int8 > 0.7 * weights        # int8: a quarter of the bytes
-    assert int8 - int4 > 0.1 * weights       # int4: half of int8's
+    weights = W1.nbytes + W2.nbytes  # 192 KiB in f32
+    assert f32 - int8 > 0.7 * weights and f32 - int4 > 0.7 * weights  # no f32 weight in the module
+    # the constants themselves: i8 weights (int4: two per byte), f32 scales, the f32 bias
+    def constants(m):
+        return sum(int(np.prod(t.shape)) * t.numpy_dtype().itemsize for t in (
+            sw.TensorType.from_mlir(op.results[0].type) for op in walk(m.operation)
+            if op.name == "arith.constant"))
+    scales = 4 * (256 // 128 * 256 + 256 // 128 * 64 + 128 // 128 * 256)
+    assert constants(apply_policy(imported, "int8")) <= weights / 4 + B1.nbytes + scales
+    assert constants(apply_policy(imported, "int4")) <= weights / 8 + B1.nbytes + scales
 
 
 def test_nn_module_and_unquantizable_layers():
