@@ -58,6 +58,23 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
+def _cpu_timed(fn):
+    """(result, wall s, CPU s of this process and of the subprocesses it waited for):
+    CPU time is what a pass or ``iree-compile`` (a subprocess) costs, whatever else
+    the machine runs meanwhile."""
+    import resource
+
+    def cpu():
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+    own0, kids0 = cpu()
+    out, wall = _timed(fn)
+    own1, kids1 = cpu()
+    return out, wall, (own1 - own0) + (kids1 - kids0)
+
+
 def _host(x) -> np.ndarray:
     from stepwell.runtime import to_host
     if isinstance(x, tuple):
@@ -133,10 +150,11 @@ class StepwellNN(Runner):
         module, build_s = _timed(w.build_nn)
         linalg = module.clone()
         pipeline = Pipeline(options.pipeline)
-        _, passes_s = _timed(lambda: pipeline.run(linalg))
-        vmfb, iree_s = _timed(lambda: _cold_vmfb(linalg, target))
+        _, passes_s, passes_cpu = _cpu_timed(lambda: pipeline.run(linalg))
+        vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(linalg, target))
         compile = {"build_s": build_s, "passes_s": passes_s, "iree_s": iree_s,
-                   "total_s": passes_s + iree_s, "passes": _group_timings(pipeline.timings)}
+                   "total_s": passes_s + iree_s, "passes_cpu_s": passes_cpu, "iree_cpu_s": iree_cpu,
+                   "passes": _group_timings(pipeline.timings)}
         info = {"vmfb_bytes": len(vmfb)}
         if options.dispatches:
             info.update(_dispatches(linalg, target))
@@ -198,10 +216,11 @@ class StepwellJax(Runner):
         module, import_s = _timed(lambda: jitted.lower(*args))
         linalg = module.clone()
         pipeline = Pipeline(options.pipeline)
-        _, passes_s = _timed(lambda: pipeline.run(linalg))
-        vmfb, iree_s = _timed(lambda: _cold_vmfb(linalg, target))
+        _, passes_s, passes_cpu = _cpu_timed(lambda: pipeline.run(linalg))
+        vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(linalg, target))
         compile = {"import_s": import_s, "passes_s": passes_s, "iree_s": iree_s,
-                   "total_s": import_s + passes_s + iree_s, "passes": _group_timings(pipeline.timings)}
+                   "total_s": import_s + passes_s + iree_s, "passes_cpu_s": passes_cpu,
+                   "iree_cpu_s": iree_cpu, "passes": _group_timings(pipeline.timings)}
         info = {"vmfb_bytes": len(vmfb), "raised": bool(getattr(module, "raised", False)),
                 "stablehlo_ops_left": sum(1 for line in str(linalg).splitlines() if "stablehlo." in line)}
         if options.dispatches:
@@ -236,8 +255,9 @@ class PlainIree(Runner):
         from stepwell.runtime import Executable
         args = w.args()
         text, export_s = _timed(lambda: jax.jit(w.jax_fn).lower(*args).as_text())
-        vmfb, iree_s = _timed(lambda: _cold_vmfb(text, target, stage_input="stablehlo"))
-        compile = {"export_s": export_s, "iree_s": iree_s, "total_s": export_s + iree_s}
+        vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(text, target, stage_input="stablehlo"))
+        compile = {"export_s": export_s, "iree_s": iree_s, "total_s": export_s + iree_s,
+                   "iree_cpu_s": iree_cpu}
         info = {"vmfb_bytes": len(vmfb)}
         if options.dispatches:
             info.update(_dispatches(text, target, stage_input="stablehlo"))
