@@ -466,10 +466,12 @@ def conv_bias(op, b):
     return b.nn("conv2d", env["x"], env["w"], bias, **attrs)
 
 
+# matmul-form contractions as nn.matmul (also without composites)
+MATMUL = {"prim.contract": [matmul]}
 # phase -> {root op name: [rules]}, applied in order.
 PHASES = [
     {"prim.map": [softmax, layer_norm, rms_norm, gelu_tanh, gelu_erf, sigmoid]},
     {"prim.contract": [attention], "prim.map": [silu, relu]},
-    {"prim.contract": [matmul]},
+    MATMUL,
     {"prim.map": [linear, conv_bias]},
 ]

@@ -343,8 +343,8 @@ class Mean(Pat):
             op = e[self.bind]
             dims = shape(op.operands[0])
             n = math.prod(dims[a % len(dims)] for a in attr(op, "axes"))
-            got = e.get("_n") if "_n" in e else (1 / e["_inv"] if e.get("_inv") else None)
-            if close(float(got), float(n)):
+            got = e["_n"] if "_n" in e else (1 / e["_inv"] if e["_inv"] else None)
+            if got is not None and close(float(got), float(n)):
                 yield {k: v for k, v in e.items() if k not in ("_n", "_inv")}
 
 
@@ -352,7 +352,21 @@ class Mean(Pat):
 
 
 class Builder(PrimBuilder):
-    """PrimBuilder plus nn ops and shape helpers for the raising rules."""
+    """PrimBuilder plus nn ops and shape helpers for the raising rules; it remembers the
+    ops it created (``created``) so that a rule failing half-way can take them back."""
+
+    def __init__(self):
+        self.created = []
+
+    def _op(self, name, *operands, result_type=None, **attrs):
+        value = super()._op(name, *operands, result_type=result_type, **attrs)
+        self.created.append(value.owner)
+        return value
+
+    def splat(self, value, t):
+        result = super().splat(value, t)
+        self.created.append(result.owner)
+        return result
 
     def nn(self, name: str, *operands, result_type=None, **attrs):
         return self._op(f"nn.{name}", *operands, result_type=result_type, **attrs)

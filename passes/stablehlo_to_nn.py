@@ -38,6 +38,9 @@ from stepwell.passes._stablehlo_match import (
 
 SOURCE_DIALECTS = ("stablehlo.", "chlo.")
 KEEP = "stepwell.shape_computation"  # marks StableHLO that computes a dynamic op's shape
+DYNAMIC_SHAPE_OPS = tuple(f"stablehlo.{n}" for n in (
+    "dynamic_broadcast_in_dim", "dynamic_reshape", "dynamic_iota", "dynamic_pad", "dynamic_gather",
+    "dynamic_conv", "real_dynamic_slice"))
 # nn ops that only composite rules produce (each stands for a DAG of StableHLO ops)
 COMPOSITE_OPS = ("nn.attention", "nn.softmax", "nn.layer_norm", "nn.rms_norm", "nn.gelu", "nn.silu",
                  "nn.sigmoid", "nn.relu", "nn.linear")
@@ -49,13 +52,13 @@ def _in_function(op) -> bool:
 
 
 def _mark_shape_computations(module) -> None:
-    """Mark the ops computing the shape operands of dynamic StableHLO ops: IREE folds those
-    chains while they are StableHLO, so they stay StableHLO."""
+    """Mark the ops computing the shape operands of dynamic-shape StableHLO ops: IREE folds
+    those chains while they are StableHLO, so they stay StableHLO."""
     from stepwell.verifier import walk
-    seen, work = set(), []
+    work = []
     for op in walk(module.operation):
-        if op.name.startswith("stablehlo.dynamic_") or op.name == "stablehlo.real_dynamic_slice":
-            work += [v for v in list(op.operands)[1:] if "xi" in str(v.type) or "index" in str(v.type)]
+        if op.name in DYNAMIC_SHAPE_OPS:
+            work += list(op.operands)[1:]
     while work:
         owner = work.pop().owner
         if isinstance(owner, ir.Block):
@@ -82,12 +85,15 @@ def _pattern(rule, check=None):
     def rewrite(op, rewriter):
         if not _in_function(op) or (check is not None and not check(op)):
             return NO_MATCH
+        b = Builder()
         with rewriter.ip, op.location:
             try:
-                new = rule(op, Builder())
-            except TypeError as e:  # a spec refused the operands: leave the op (dead ops are erased)
+                new = rule(op, b)
+            except TypeError as e:  # a spec refused the operands: take back what was built
                 if not str(e).startswith(("'prim.", "'nn.")):
                     raise
+                for created in reversed(b.created):
+                    rewriter.erase_op(created)
                 new = None
         if new is None:
             return NO_MATCH
@@ -154,7 +160,7 @@ class StablehloToNn(Pass):
             for name, rule in raising.RULES.items():
                 first[name].append(_pattern(rule, _raisable))
             apply_patterns(module, dict(first))
-            phases = composite_rules.PHASES if self.composites else composite_rules.PHASES[2:3]
+            phases = composite_rules.PHASES if self.composites else [composite_rules.MATMUL]
             for phase in phases:
                 patterns = collections.defaultdict(list, {k: list(v) for k, v in cleanups.items()})
                 for root, fns in phase.items():
