@@ -434,19 +434,44 @@ def matmul(op, b):
     return b.nn("matmul", a, w)
 
 
-LINEAR = Map("add", Op("nn.matmul", Var("x"), Var("w"), bind="mm"), Expand(Var("bias"), "bb"))
+# x[..., K1, K2] . w[K1, K2, N1, N2] (Flax DenseGeneral) -> reshapes around nn.matmul [.., K] x [K, N].
+def flat_matmul(op, b):
+    lhs, rhs, out = parse_contract_spec(attr(op, "spec"))
+    a, w = op.operands
+    k = len(set(lhs) & set(rhs))
+    if not 0 < k < min(len(lhs), len(rhs)) or lhs[-k:] != rhs[:k] or out != lhs[:-k] + rhs[k:]:
+        return None
+    if len({ttype(v).dtype for v in (a, w, op.results[0])}) != 1:
+        return None
+    sa, sw = shape(a), shape(w)
+    kk, n = math.prod(sa[-k:]), math.prod(sw[k:])
+    y = b.nn("matmul", b.reshape(a, sa[:-k] + (kk,)), b.reshape(w, (kk, n)))
+    return b.reshape(y, shape(op.results[0]))
 
 
-# matmul(x, w) + bias broadcast along the last axis (Flax Dense) -> nn.linear.
+_MM = Op("nn.matmul", Var("x"), Var("w"), bind="mm")
+LINEAR = Map("add", Either(_MM, Op("prim.reshape", _MM, bind="rs")), Expand(Var("bias"), "bb"))
+
+
+# matmul(x, w) + bias broadcast along the output features (Flax Dense, DenseGeneral) -> nn.linear.
 def linear(op, b):
     env = match(LINEAR, op.results[0])
     if env is None or len(shape(env["w"])) != 2 or len(shape(env["x"])) < 2:
         return None
-    if not single_use(env["mm"].results[0]):
+    mm, rs = env["mm"], env.get("rs")
+    if not single_use(mm.results[0]) or (rs is not None and not single_use(rs.results[0])):
         return None
+    rows, n = shape(mm.results[0])[:-1], shape(mm.results[0])[-1]
     out = shape(op.results[0])
-    bias = _vector(b, env["bb"], out[-1], len(out) - 1, ttype(env["x"]).dtype)
-    return None if bias is None else b.nn("linear", env["x"], env["w"], bias)
+    if tuple(out[:len(rows)]) != tuple(rows):  # the reshape must only split the features
+        return None
+    features = [i for i in range(len(rows), len(out)) if out[i] != 1]
+    src, pos = env["bb"]
+    dtype = ttype(env["x"]).dtype
+    if ttype(src).dtype != dtype or (pos != features and splat(src) is None):
+        return None
+    bias = b.reshape(src, [n]) if pos == features else b.splat(splat(src), ttype(src).with_shape([n]))
+    return b.reshape(b.nn("linear", env["x"], env["w"], bias), out)
 
 
 CONV_BIAS = Map("add", Op("nn.conv2d", Var("x"), Var("w"), bind="conv"), Expand(Var("bias"), "bb"))
@@ -467,7 +492,7 @@ def conv_bias(op, b):
 
 
 # matmul-form contractions as nn.matmul (also without composites)
-MATMUL = {"prim.contract": [matmul]}
+MATMUL = {"prim.contract": [matmul, flat_matmul]}
 # phase -> {root op name: [rules]}, applied in order.
 PHASES = [
     {"prim.map": [softmax, layer_norm, rms_norm, gelu_tanh, gelu_erf, sigmoid]},

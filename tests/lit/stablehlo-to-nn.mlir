@@ -34,10 +34,26 @@ module @jit_batch_matmul attributes {mhlo.num_partitions = 1 : i32, mhlo.num_rep
 
 // Any other dot_general is prim.contract with its einsum spec.
 // CHECK-LABEL: module @jit_contract
-// CHECK: "prim.contract"(%arg0, %arg1) {spec = "bca,ade->bcde"}
+// CHECK: "prim.contract"(%arg0, %arg1) {spec = "acb,adb->acd"} : (tensor<2x4x8xf32>, tensor<2x3x8xf32>) -> tensor<2x4x3xf32>
 // CHECK-NOT: stablehlo.
 // STATS: stablehlo-to-nn: raised 1 of 1 StableHLO ops (0 composites); left: none
 module @jit_contract attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<2x4x8xf32>, %arg1: tensor<2x3x8xf32>) -> (tensor<2x4x3xf32> {jax.result_info = "result"}) {
+    %0 = stablehlo.dot_general %arg0, %arg1, batching_dims = [0] x [0], contracting_dims = [2] x [2], precision = [DEFAULT, DEFAULT] : (tensor<2x4x8xf32>, tensor<2x3x8xf32>) -> tensor<2x4x3xf32>
+    return %0 : tensor<2x4x3xf32>
+  }
+}
+
+// -----
+
+// A DenseGeneral-style contraction is nn.matmul between reshapes.
+// CHECK-LABEL: module @jit_dense_general
+// CHECK: %[[W:.*]] = "prim.reshape"(%arg1) : (tensor<4x5x6xf32>) -> tensor<4x30xf32>
+// CHECK: %[[Y:.*]] = "nn.matmul"(%arg0, %[[W]]) : (tensor<2x3x4xf32>, tensor<4x30xf32>) -> tensor<2x3x30xf32>
+// CHECK: "prim.reshape"(%[[Y]]) : (tensor<2x3x30xf32>) -> tensor<2x3x5x6xf32>
+// CHECK-NOT: stablehlo.
+// STATS: stablehlo-to-nn: raised 1 of 1 StableHLO ops (0 composites); left: none
+module @jit_dense_general attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
   func.func public @main(%arg0: tensor<2x3x4xf32>, %arg1: tensor<4x5x6xf32>) -> (tensor<2x3x5x6xf32> {jax.result_info = "result"}) {
     %0 = stablehlo.dot_general %arg0, %arg1, contracting_dims = [2] x [0], precision = [DEFAULT, DEFAULT] : (tensor<2x3x4xf32>, tensor<4x5x6xf32>) -> tensor<2x3x5x6xf32>
     return %0 : tensor<2x3x5x6xf32>
@@ -784,13 +800,15 @@ module @jit_attention_by_hand attributes {mhlo.num_partitions = 1 : i32, mhlo.nu
 
 // Flax MultiHeadDotProductAttention: projections stay prim.contract, the core is nn.attention.
 // CHECK-LABEL: module @jit_mha
-// CHECK-COUNT-3: "prim.contract"(%arg8, {{.*}}) {spec = "bca,ade->bcde"}
+// CHECK-COUNT-3: "nn.linear"(%arg8, {{.*}}) : (tensor<2x4x8xf32>, tensor<8x8xf32>, tensor<8xf32>) -> tensor<2x4x8xf32>
 // CHECK: %[[A:.*]] = "nn.attention"({{.*}}) : (tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
-// CHECK: %[[O:.*]] = "prim.transpose"(%[[A]]) {permutation = array<i64: 0, 2, 1, 3>}
-// CHECK: "prim.contract"(%[[O]], %arg3) {spec = "cdab,abe->cde"}
-// CHECK-NOT: nn.softmax
+// CHECK: %[[T:.*]] = "prim.transpose"(%[[A]]) {permutation = array<i64: 0, 2, 1, 3>}
+// CHECK: %[[O:.*]] = "prim.reshape"(%[[T]]) : (tensor<2x4x2x4xf32>) -> tensor<2x4x8xf32>
+// CHECK: %[[W:.*]] = "prim.reshape"(%arg3) : (tensor<2x4x8xf32>) -> tensor<8x8xf32>
+// CHECK: "nn.linear"(%[[O]], %[[W]], %arg2)
+// CHECK-NOT: prim.contract
 // CHECK-NOT: stablehlo.
-// STATS: stablehlo-to-nn: raised 38 of 38 StableHLO ops (1 composites: nn.attention x1); left: none
+// STATS: stablehlo-to-nn: raised 38 of 38 StableHLO ops (5 composites: nn.attention x1, nn.linear x4); left: none
 module @jit_mha attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
   func.func public @main(%arg0: tensor<2x4xf32>, %arg1: tensor<8x2x4xf32>, %arg2: tensor<8xf32>, %arg3: tensor<2x4x8xf32>, %arg4: tensor<2x4xf32>, %arg5: tensor<8x2x4xf32>, %arg6: tensor<2x4xf32>, %arg7: tensor<8x2x4xf32>, %arg8: tensor<2x4x8xf32>) -> (tensor<2x4x8xf32> {jax.result_info = "result"}) {
     %0 = stablehlo.dot_general %arg8, %arg5, contracting_dims = [2] x [0], precision = [DEFAULT, DEFAULT] : (tensor<2x4x8xf32>, tensor<8x2x4xf32>) -> tensor<2x4x2x4xf32>
@@ -859,7 +877,7 @@ module @jit_dense attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas =
 // CHECK: "nn.attention"({{.*}}) {causal = true} : (tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
 // CHECK-NOT: prim.iota
 // CHECK-NOT: stablehlo.
-// STATS: stablehlo-to-nn: raised 52 of 52 StableHLO ops (1 composites: nn.attention x1); left: none
+// STATS: stablehlo-to-nn: raised 52 of 52 StableHLO ops (5 composites: nn.attention x1, nn.linear x4); left: none
 module @jit_mha_causal attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
   func.func public @main(%arg0: tensor<2x4xf32>, %arg1: tensor<8x2x4xf32>, %arg2: tensor<8xf32>, %arg3: tensor<2x4x8xf32>, %arg4: tensor<2x4xf32>, %arg5: tensor<8x2x4xf32>, %arg6: tensor<2x4xf32>, %arg7: tensor<8x2x4xf32>, %arg8: tensor<2x4x8xf32>) -> (tensor<2x4x8xf32> {jax.result_info = "result"}) {
     %0 = stablehlo.iota dim = 0 : tensor<4xi32>
