@@ -360,7 +360,7 @@ def plot(doc: dict, path: str) -> None:
     import matplotlib.pyplot as plt
     names = [r["name"] for r in doc["runners"] if r["name"] != "jax"]
     workloads = [w["name"] for w in doc["workloads"]]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(workloads) * max(1, len(names)) / 2 + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.75 * len(workloads) + 2)), 5.0))
     width = 0.8 / max(1, len(names))
     for i, name in enumerate(names):
         ys = [w["results"].get(name, {}).get("vs_jax") or 0.0 for w in doc["workloads"]]
