@@ -5,8 +5,10 @@ Private functions are inlined first, then every StableHLO op with a rule becomes
 ``reduce`` -> ``prim.reduce``, elementwise math -> ``prim.map``, ``convolution`` ->
 ``nn.conv2d``, embedding gathers -> ``nn.embedding``, ``constant`` -> ``arith.constant``),
 and the DAGs JAX and Flax emit become ``nn`` ops: softmax, layer/RMS norm, gelu (both
-forms), sigmoid, silu, relu, dot-product attention, matmul, Dense (``nn.linear``) and
-conv biases. Ops without a rule stay StableHLO; IREE compiles them. Before::
+forms), sigmoid, silu, relu, dot-product attention (masks, causal masks, scales, the
+transposes to [batch, heads, seq, dim]), matmul, Dense and DenseGeneral (``nn.linear``)
+and conv biases, also in bf16/f16. Ops without a rule stay StableHLO (IREE compiles
+them), and so does the shape arithmetic of dynamic-shape ops. Before::
 
     %cst = stablehlo.constant dense<0.000000e+00> : tensor<f32>
     %0 = stablehlo.broadcast_in_dim %cst, dims = [] : (tensor<f32>) -> tensor<4x8xf32>
