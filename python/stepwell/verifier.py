@@ -72,10 +72,11 @@ def _compatible(want: TensorType, got: TensorType) -> bool:
     return all(a is None or b is None or a == b for a, b in zip(want.shape, got.shape))
 
 
-def diagnose(module_op, display_name: str | None = None) -> list[Diagnostic]:
-    """All verification diagnostics of a module (ours first, then MLIR's)."""
+def diagnose(module_op, display_name: str | None = None, *, custom: bool = True) -> list[Diagnostic]:
+    """All verification diagnostics of a module (ours first, then MLIR's);
+    ``custom=False`` skips the ``nn``/``prim`` spec checks (MLIR's verifier only)."""
     diags = []
-    for op in walk(module_op):
+    for op in walk(module_op) if custom else ():
         if opspec.is_custom(op.name):
             msg = verify_op(op)
             if msg:
