@@ -77,9 +77,9 @@ class TensorType:
         """The TensorType of a ranked tensor type, else None."""
         if not isinstance(t, ir.RankedTensorType):
             return None
-        rt = t
-        shape = tuple(None if rt.is_dynamic_dim(i) else rt.shape[i] for i in range(rt.rank))
-        return TensorType(shape, str(rt.element_type))
+        dynamic = ir.ShapedType.get_dynamic_size()
+        # t.shape builds the whole list on each access: read it once
+        return TensorType(tuple(None if d == dynamic else d for d in t.shape), str(t.element_type))
 
     def to_mlir(self) -> ir.Type:
         from stepwell.ir import context
