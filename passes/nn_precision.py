@@ -244,6 +244,33 @@ def policy_pipeline(precision: str) -> str:
     return ",".join(POLICIES[p] for p in ordered if POLICIES[p])
 
 
+# Backends where int4 weights computed wrong results (IREE 3.13, Vulkan on lavapipe).
+INT4_UNSUPPORTED = ("vulkan-spirv",)
+
+
+def check_target(precision: str | None, target, module=None) -> None:
+    """Reject a policy whose compute type the target lacks (its capabilities table), and
+    int4 weights (a policy's or the module's own) on backends known to miscompile them."""
+    if target is None:
+        return
+    if target.backend in INT4_UNSUPPORTED:
+        from stepwell.verifier import walk
+        int4 = precision is not None and "int4" in str(precision)
+        int4 = int4 or module is not None and any(
+            op.name in ("nn.quantized_linear", "nn.dequantize", "nn.quantize") and "bits" in op.attributes
+            and opspec.attr_to_python(op.attributes["bits"])[1] == 4 for op in walk(module.operation))
+        if int4:
+            raise StepwellError(f"int4 weights are not supported on target '{target.spec}': IREE 3.13 "
+                                "computed wrong results for them there; use int8")
+    if precision is None:
+        return
+    for dtype in ("bf16", "f16"):
+        if dtype in policy_pipeline(precision) and not getattr(target.capabilities, dtype, True):
+            other = "f16" if dtype == "bf16" else "f32"
+            raise StepwellError(f"precision '{precision}' computes in {dtype}, which target "
+                                f"'{target.spec}' does not support: use {other} (or an int8/int4 policy)")
+
+
 def apply_policy(module, precision: str):
     """A copy of an nn-level ``module`` with the precision policy applied."""
     from stepwell.pipeline import Pipeline

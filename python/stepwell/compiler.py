@@ -77,7 +77,7 @@ def compile_vmfb(module, target="cpu", *, flags=(), stage_input: str = "auto",
     """Like :func:`compile`, returning the ``.vmfb`` bytes."""
     from stepwell import targets
     tgt = targets.get(target)
-    m = prepare(module, stage_input, precision)
+    m = prepare(module, stage_input, precision, tgt)
     return _run_iree(m, tgt, _flags(flags), input_type(m, stage_input), cache=cache)
 
 
@@ -99,7 +99,7 @@ def compile_to(module, stage: str, *, target="cpu", flags=(), stage_input: str =
     if stage not in _IREE_PHASES:
         raise StepwellError(f"compile_to: stage '{stage}' is not an IREE stage "
                             f"(IREE stages: {', '.join([*_IREE_PHASES, 'vmfb'])})")
-    m = prepare(module, stage_input, precision)
+    m = prepare(module, stage_input, precision, tgt)
     extra = (*_flags(flags), f"--compile-to={_IREE_PHASES[stage]}")
     return _run_iree(m, tgt, extra, input_type(m, stage_input)).decode("utf-8")
 
@@ -116,7 +116,7 @@ def _flags(flags) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------
-def prepare(module, stage_input: str = "auto", precision: str | None = None) -> Module:
+def prepare(module, stage_input: str = "auto", precision: str | None = None, target=None) -> Module:
     """The module as IREE will get it: parsed, lowered to linalg if needed, checked
     (custom ops, Shardy annotations, StableHLO that IREE cannot compile)."""
     if stage_input not in _INPUT_TYPES:
@@ -128,6 +128,9 @@ def prepare(module, stage_input: str = "auto", precision: str | None = None) -> 
     elif not isinstance(module, Module):
         raise StepwellError(f"compile expects a stepwell Module or MLIR text, "
                             f"not {type(module).__name__}")
+    if target is not None and (precision is not None or _has_custom_ops(module)):
+        from stepwell.passes.nn_precision import check_target  # types/int4 the target lacks
+        check_target(precision, target, module)
     if precision is not None:  # a precision policy (nn-precision / nn-quantize-weights)
         from stepwell.passes.nn_precision import apply_policy
         module = apply_policy(module, precision)

@@ -117,6 +117,11 @@ def test_options_and_errors():
     linalg = sw.lower(sw.parse(text), "linalg")
     with pytest.raises(sw.StepwellError, match="applies to nn-level modules"):
         sw.compile(linalg, precision="bf16")
+    # what a target lacks is refused before IREE sees it (targets' capability tables)
+    with pytest.raises(sw.StepwellError, match="computes in bf16, which target 'vulkan.*' does not support"):
+        sw.compile(sw.parse(text), target="vulkan", precision="bf16")
+    with pytest.raises(sw.StepwellError, match="int4 weights are not supported on target 'vulkan"):
+        sw.compile(sw.parse(text), target="vulkan", precision="int4")
 
 
 def test_jit_precision():
