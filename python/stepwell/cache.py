@@ -28,8 +28,9 @@ import hashlib
 import logging
 import os
 import sys
-import tempfile
 import threading
+
+from stepwell.files import atomic_file
 
 __all__ = ["cache_dir", "enabled", "key", "get", "put", "stats", "reset_stats", "clear",
            "compiler_version"]
@@ -166,17 +167,8 @@ def put(k: str, payload: bytes) -> bool:
     folder = os.path.dirname(path)
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=SUFFIX + ".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(_pack(bytes(payload)))
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_file(path, SUFFIX + ".part") as f:
+            f.write(_pack(bytes(payload)))
     except OSError as e:
         _count("errors")
         _warn_once("write", f"cannot write the stepwell cache in {folder}: {e.strerror} "

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import atexit
 import gc
-import os
 import re
-import tempfile
 import threading
 import weakref
 
@@ -348,21 +346,9 @@ class Executable:
 
     def save(self, path) -> None:
         """Write the ``.vmfb`` atomically: a reader sees the old file or the whole new one."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".stepwell-", suffix=".vmfb.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.vmfb)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        from stepwell.files import atomic_file
+        with atomic_file(path, ".vmfb.tmp") as f:
+            f.write(self.vmfb)
 
     # -- functions ------------------------------------------------------------
     def _vm_module(self, name: str = "module"):

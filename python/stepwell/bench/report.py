@@ -177,22 +177,9 @@ def _jsonable(x):
 
 
 def _atomic_write(path: str, text: str | bytes) -> None:
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".stepwell-bench-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode() if isinstance(text, str) else text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600: give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from stepwell.files import atomic_file
+    with atomic_file(path) as f:
+        f.write(text.encode() if isinstance(text, str) else text)
 
 
 # ---------------------------------------------------------------------------
