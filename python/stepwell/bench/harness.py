@@ -4,8 +4,10 @@ round-robin in one process.
 Per workload: each runner compiles (times split as its runner reports them), its
 result is compared with ``jax.jit``'s, it is warmed up, and the number of calls per
 sample is chosen so that a sample lasts at least ``min_sample_s``. Then ``repeat``
-rounds each take one sample of every runner, the runners' order rotating from round
-to round, so that a noisy stretch of the machine hits them all alike. A workload
+rounds each take one sample of every runner, in an order shuffled afresh each round
+(seeded), so that a noisy stretch of the machine hits them all alike and no runner
+always runs right after another (a runner whose idle threads keep spinning after its
+call, OpenBLAS's, also waits ``settle_s`` before the next sample). A workload
 stops early (after at least 3 rounds) when it has used its time budget.
 
 Peak memory per runner and workload: the growth of the process's resident set
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import math
+import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -248,14 +251,17 @@ def _time_round_robin(w: Workload, prepared: dict, entry: dict, options: Options
     samples = {n: [] for n in prepared}
     names = list(prepared)
     deadline = time.perf_counter() + options.budget_s
+    shuffle = random.Random(0).shuffle  # a fresh order each round: no runner always follows another
     for rnd in range(options.repeat):
-        order = names[rnd % len(names):] + names[:rnd % len(names)]
+        order = list(names)
+        shuffle(order)
         for name in order:
             call, k = prepared[name].call, inner[name]
             start = time.perf_counter()
             for _ in range(k):
                 call()
             samples[name].append((time.perf_counter() - start) / k)
+            time.sleep(prepared[name].settle_s)
         if rnd >= 2 and time.perf_counter() > deadline:
             break
     for name, p in prepared.items():

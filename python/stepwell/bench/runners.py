@@ -42,6 +42,10 @@ class Prepared:
     info: dict = field(default_factory=dict)     # dispatches, vmfb bytes, ...
     runnable: bool = True                 # False: compile-only (the target cannot run here)
     reason: str = ""
+    # seconds to wait after this runner's sample before the next runner's: OpenBLAS's idle
+    # threads spin for 2^28 cycles (~0.1 s) after a call and slowed the runner timed next
+    # by a quarter (measured: stepwell 2048^3 matmul 82 ms alone, 108 ms right after numpy)
+    settle_s: float = 0.0
 
 
 class Runner:
@@ -329,7 +333,8 @@ class Numpy(Runner):
         if w.numpy_fn is None:
             raise Skip("no numpy version of this workload")
         args = w.args()
-        return Prepared(lambda: w.numpy_fn(*args), lambda: np.asarray(w.numpy_fn(*args)))
+        return Prepared(lambda: w.numpy_fn(*args), lambda: np.asarray(w.numpy_fn(*args)),
+                        settle_s=0.25)
 
 
 RUNNERS: dict[str, Runner] = {r.name: r for r in (StepwellNN(), StepwellJax(), StepwellExport(), PlainIree(),
