@@ -6,7 +6,7 @@ contraction::
     s = contract(q, k)                       "..qd,..kd->..qk"
     s = map mul(s, splat scale)              (optional, either operand order)
     s = map select(keep, s, splat lowest)    (optional: a causal or user mask)
-    e = map exp(map sub(s, broadcast(reduce max(s, last axis))))
+    e = map exp(map add(s, broadcast(map neg(reduce max(s, last axis)))))
     p = map div(e, broadcast(reduce sum(e, last axis)))
     o = contract(p, v)                       "..qk,..kd->..qd"
 
@@ -55,17 +55,21 @@ def _ints(op, name):
     return [int(v) for v in ir.DenseI64ArrayAttr(op.attributes[name])]
 
 
-def _row_stat(value, source, kind: str) -> list | None:
-    """``broadcast(reduce kind(source, last axis))`` back to source's shape: its ops, else None."""
+def _row_stat(value, source, kind: str, negated: bool = False) -> list | None:
+    """``broadcast([neg] reduce kind(source, last axis))`` back to source's shape: its ops,
+    else None."""
     bcast = _def(value, "prim.broadcast")
     if bcast is None:
         return None
-    red = _def(bcast.operands[0], "prim.reduce", kind=kind)
+    neg = _def(bcast.operands[0], "prim.map", fn="neg") if negated else None
+    if negated and neg is None:
+        return None
+    red = _def((neg or bcast).operands[0], "prim.reduce", kind=kind)
     rank = TensorType.from_mlir(source.type).rank
     if (red is None or red.operands[0] != source or [a % rank for a in _ints(red, "axes")] != [rank - 1]
             or _ints(bcast, "dims") != list(range(rank - 1))):
         return None
-    return [bcast, red]
+    return [bcast, *([neg] if neg else []), red]
 
 
 def match(root):
@@ -75,14 +79,14 @@ def match(root):
         return None
     exp = _def(div.operands[0], "prim.map", fn="exp")
     sums = exp and _row_stat(div.operands[1], exp.results[0], "sum")
-    sub = exp and _def(exp.operands[0], "prim.map", fn="sub")
-    if not sums or sub is None:
+    shift = exp and _def(exp.operands[0], "prim.map", fn="add")  # scores + (-max), nn-to-prim's softmax
+    if not sums or shift is None:
         return None
-    scores = sub.operands[0]
-    maxes = _row_stat(sub.operands[1], scores, "max")
+    scores = shift.operands[0]
+    maxes = _row_stat(shift.operands[1], scores, "max", negated=True)
     if not maxes:
         return None
-    chain = [div, *sums, exp, sub, *maxes]
+    chain = [div, *sums, exp, shift, *maxes]
     mask = None
     select = _def(scores, "prim.map", fn="select")
     if select is not None:

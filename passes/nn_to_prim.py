@@ -68,11 +68,16 @@ def _gelu(b, s, x):
 
 
 def softmax(b, x, axis: int):
-    """exp(x - max) / sum(exp(x - max)) along ``axis`` (shared with attention)."""
+    """exp(x - max) / sum(exp(x - max)) along ``axis`` (shared with attention).
+
+    ``x - max`` is written ``x + (-max)``, negated on the reduced tensor: IREE 3.13
+    raises the ``sub`` form to ``linalg.softmax``, whose CPU code ran the 8x512x512
+    softmax of the attention benchmark in 2.6 ms against 1.5 ms for the fused
+    generics of this form (whole attention layer 12.2 -> 10.5 ms)."""
     shape = ttype(x).shape
     axis %= len(shape)
-    peak = b.restore_axes(b.reduce(x, "max", [axis]), [axis], shape)
-    e = b.map("exp", b.map("sub", x, peak))
+    peak = b.restore_axes(b.map("neg", b.reduce(x, "max", [axis])), [axis], shape)
+    e = b.map("exp", b.map("add", x, peak))
     return b.map("div", e, b.restore_axes(b.reduce(e, "sum", [axis]), [axis], shape))
 
 

@@ -171,6 +171,26 @@ func.func @broadcast(%x: tensor<8xf32>) -> tensor<2x8x4xf32> {
 
 // -----
 
+// A map reads a broadcast operand through a projected map (the linalg.broadcast is left
+// unused, for canonicalize to drop) and a splat constant as a scalar in its body.
+// CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1) -> (d0, d1)>
+// CHECK-DAG: #[[ROW:.*]] = affine_map<(d0, d1) -> (d0)>
+// CHECK-LABEL: func.func @map_reads_broadcast
+// CHECK: linalg.generic {indexing_maps = [#[[ID]], #[[ROW]], #[[ID]]], iterator_types = ["parallel", "parallel"]} ins(%arg0, %arg1 : tensor<4x8xf32>, tensor<4xf32>)
+// CHECK: arith.subf
+// CHECK: linalg.generic {indexing_maps = [#[[ID]], #[[ID]]]
+// CHECK: arith.constant 2.000000e+00 : f32
+// CHECK: arith.mulf
+func.func @map_reads_broadcast(%x: tensor<4x8xf32>, %m: tensor<4xf32>) -> tensor<4x8xf32> {
+  %two = arith.constant dense<2.0> : tensor<4x8xf32>
+  %b = "prim.broadcast"(%m) {dims = array<i64: 0>} : (tensor<4xf32>) -> tensor<4x8xf32>
+  %d = "prim.map"(%x, %b) {fn = "sub"} : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %0 = "prim.map"(%d, %two) {fn = "mul"} : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @transpose
 // CHECK: linalg.transpose ins(%arg0 : tensor<2x3x4xf32>) outs({{.*}} : tensor<4x2x3xf32>) permutation = [2, 0, 1]
 func.func @transpose(%x: tensor<2x3x4xf32>) -> tensor<4x2x3xf32> {
@@ -393,8 +413,9 @@ func.func @attention(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tenso
   %5 = "prim.broadcast"(%4) {dims = array<i64: 2, 3>} : (tensor<8x8xi1>) -> tensor<1x2x8x8xi1>
   %6 = "prim.map"(%5, %1, %cst) {fn = "select"} : (tensor<1x2x8x8xi1>, tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
   %7 = "prim.reduce"(%6) {axes = array<i64: 3>, kind = "max"} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8xf32>
-  %8 = "prim.broadcast"(%7) {dims = array<i64: 0, 1, 2>} : (tensor<1x2x8xf32>) -> tensor<1x2x8x8xf32>
-  %9 = "prim.map"(%6, %8) {fn = "sub"} : (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %n = "prim.map"(%7) {fn = "neg"} : (tensor<1x2x8xf32>) -> tensor<1x2x8xf32>
+  %8 = "prim.broadcast"(%n) {dims = array<i64: 0, 1, 2>} : (tensor<1x2x8xf32>) -> tensor<1x2x8x8xf32>
+  %9 = "prim.map"(%6, %8) {fn = "add"} : (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
   %10 = "prim.map"(%9) {fn = "exp"} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
   %11 = "prim.reduce"(%10) {axes = array<i64: 3>, kind = "sum"} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8xf32>
   %12 = "prim.broadcast"(%11) {dims = array<i64: 0, 1, 2>} : (tensor<1x2x8xf32>) -> tensor<1x2x8x8xf32>
