@@ -48,8 +48,9 @@ def test_json_schema(tiny_doc, tmp_path):
     doc = json.loads(path.read_text())
     assert doc["schema"] == report.SCHEMA
     for key in ("created", "mode", "target", "runnable", "options", "machine", "versions", "blas",
-                "probe", "runners", "workloads", "summary", "elapsed_s"):
+                "probe", "runners", "workloads", "summary", "targets", "elapsed_s"):
         assert key in doc, key
+    assert {g["name"] for g in doc["targets"]} >= {"geomean vs jax.jit", "never slower than plain IREE"}
     assert doc["mode"] == "tiny" and doc["target"] == "cpu" and doc["runnable"] is True
     assert [r["name"] for r in doc["runners"]] == list(runners.RUNNERS)
     assert [w["name"] for w in doc["workloads"]] == ["matmul_f32_32", "attention"]
@@ -74,6 +75,36 @@ def test_json_schema(tiny_doc, tmp_path):
     assert mm["results"]["iree"]["compile"]["iree_s"] > 0
     assert "fraction_of_peak" not in sw_  # no probe in this run
     assert doc["summary"]["stepwell"]["workloads"] == 2
+
+
+def _synthetic(vs_jax: dict, vs_iree: dict, frac: float, passes_cpu: float, cached: float) -> dict:
+    def res(name):
+        r = {"median_ms": 1.0, "vs_jax": vs_jax[name], "vs_iree": vs_iree[name]}
+        if name == "matmul_f32_2048":
+            r["fraction_of_peak"] = frac
+        if name == "gpt2":
+            r["compile"] = {"passes_cpu_s": passes_cpu, "iree_cpu_s": 9.0, "cached_s": cached}
+        return r
+    gflop = {"matmul_f32_2048": 17.2, "attention": 1.6, "gpt2": 32.2}
+    return {"workloads": [{"name": n, "gflop": gflop[n], "results": {
+        "stepwell": res(n), "jax": {"median_ms": 1.0, "compile": {"first_call_s": 2.0}}}} for n in vs_jax],
+        "summary": {"stepwell": {"geomean_vs_jax": report._geomean(list(vs_jax.values()))}}}
+
+
+def test_goals_verdicts_and_shortfalls():
+    names = ("matmul_f32_2048", "attention", "gpt2")
+    missed = {g["name"]: g for g in report.goals(_synthetic(
+        dict(zip(names, (0.5, 0.8, 2.0))), dict(zip(names, (1.1, 0.9, 1.0))), 0.6, 1.0, 3.0))}
+    assert all(g["holds"] is False for g in missed.values()), missed
+    assert missed["never slower than plain IREE"]["where"] == "attention"
+    assert missed["no workload under jax.jit"]["shortfall"].startswith("2 of 3 under: matmul_f32_2048 0.50x")
+    assert missed["geomean vs jax.jit"]["measured"] == "0.93x"
+    assert missed["matmul_f32_2048 fraction of peak"]["shortfall"] == "20 points short"
+    assert missed["passes' share of the gpt2 compile"]["measured"] == "10.0%"
+    assert missed["cached compile vs jax.jit first call"]["shortfall"] == "1.00 s slower"
+    held = report.goals(_synthetic(dict(zip(names, (1.5, 1.4, 1.3))), dict(zip(names, (1.0, 1.2, 1.1))),
+                                   0.85, 0.5, 1.0))
+    assert [g["holds"] for g in held] == [True] * 6 and not any(g["shortfall"] for g in held)
 
 
 def test_tables_plain_and_markdown(tiny_doc):

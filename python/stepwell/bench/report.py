@@ -15,7 +15,12 @@ Document layout (``schema = "stepwell-bench/1"``)::
                                      dispatches?, vmfb_bytes?, peak_mem_mib, mem_method,
                                      max_rel_err, matches}}}],
      summary: {runner: {geomean_vs_jax, min_vs_jax, geomean_vs_iree, min_vs_iree, workloads}},
+     targets: [{name, goal, measured, holds, shortfall, where}],
      elapsed_s}
+
+``targets`` checks the performance goals of the benchmark issue on this run (``goals``):
+``holds`` is None where the run lacks the numbers (a workload filtered out, a
+compile-only target); ``shortfall`` says by how much a goal is missed.
 
 ``vs_jax`` is jax.jit's median time over the runner's (above 1: faster than jax.jit);
 ``vs_iree`` likewise against plain IREE on the same JAX program.
@@ -163,7 +168,69 @@ def finish(doc: dict) -> dict:
                          "geomean_vs_jax": _geomean(vs_jax), "min_vs_jax": min(vs_jax, default=None),
                          "geomean_vs_iree": _geomean(vs_iree), "min_vs_iree": min(vs_iree, default=None)}
     doc["summary"] = summary
+    doc["targets"] = goals(doc)
     return doc
+
+
+def _result(doc: dict, workload: str, runner: str) -> dict:
+    w = next((w for w in doc["workloads"] if w["name"] == workload), None)
+    return (w or {}).get("results", {}).get(runner, {})
+
+
+def _goal(name, goal, measured, holds, shortfall="", where=""):
+    return {"name": name, "goal": goal, "measured": measured, "holds": holds,
+            "shortfall": "" if holds else shortfall, "where": where}
+
+
+def goals(doc: dict, runner: str = "stepwell") -> list[dict]:
+    """The benchmark issue's performance goals, checked on this run's numbers."""
+    ws = [w for w in doc["workloads"] if w["results"].get(runner, {}).get("median_ms")]
+    out = []
+    # every workload at least as fast as plain IREE on the same JAX program
+    vs_iree = {w["name"]: w["results"][runner].get("vs_iree") for w in ws}
+    vs_iree = {k: v for k, v in vs_iree.items() if v}
+    slow = {k: v for k, v in vs_iree.items() if v < 1.0}
+    out.append(_goal("never slower than plain IREE", "every workload >= 1.00x plain IREE",
+                     f"min {min(vs_iree.values()):.2f}x" if vs_iree else None,
+                     (not slow) if vs_iree else None,
+                     "; ".join(f"{k} {v:.2f}x" for k, v in sorted(slow.items(), key=lambda kv: kv[1])),
+                     ", ".join(slow)))
+    # the geometric mean over the suite at least 1.3x jax.jit
+    geo = (doc.get("summary", {}).get(runner) or {}).get("geomean_vs_jax")
+    out.append(_goal("geomean vs jax.jit", ">= 1.30x", geo and f"{geo:.2f}x",
+                     None if geo is None else geo >= 1.3, geo and f"{1.3 / geo:.2f}x short"))
+    # no workload under 1.0x jax.jit
+    vs_jax = {w["name"]: w["results"][runner].get("vs_jax") for w in ws}
+    vs_jax = {k: v for k, v in vs_jax.items() if v}
+    under = {k: v for k, v in vs_jax.items() if v < 1.0}
+    out.append(_goal("no workload under jax.jit", "every workload >= 1.00x jax.jit",
+                     f"min {min(vs_jax.values()):.2f}x" if vs_jax else None,
+                     (not under) if vs_jax else None,
+                     f"{len(under)} of {len(vs_jax)} under: " + "; ".join(
+                         f"{k} {v:.2f}x" for k, v in sorted(under.items(), key=lambda kv: kv[1])),
+                     ", ".join(under)))
+    # f32 matmul 2048^3 at 80% of the measured peak or more
+    frac = _result(doc, "matmul_f32_2048", runner).get("fraction_of_peak")
+    out.append(_goal("matmul_f32_2048 fraction of peak", ">= 80% of the probe's peak",
+                     frac and f"{100 * frac:.0f}%", None if frac is None else frac >= 0.8,
+                     frac and f"{100 * (0.8 - frac):.0f} points short", "matmul_f32_2048"))
+    # stepwell's passes under 10% of the GPT-2 compile (CPU time: passes + iree-compile)
+    c = _result(doc, "gpt2", runner).get("compile", {})
+    share = (c["passes_cpu_s"] / (c["passes_cpu_s"] + c["iree_cpu_s"])
+             if c.get("passes_cpu_s") is not None and c.get("iree_cpu_s") else None)
+    out.append(_goal("passes' share of the gpt2 compile", "< 10% of passes + iree-compile CPU time",
+                     share is not None and f"{100 * share:.1f}%" or None,
+                     None if share is None else share < 0.10,
+                     share is not None and f"{100 * (share - 0.10):.1f} points over", "gpt2"))
+    # a cached compile faster than jax.jit's first call (the largest workload run)
+    big = max(ws, key=lambda w: w["gflop"], default=None)
+    cached = big and big["results"][runner].get("compile", {}).get("cached_s")
+    first = big and big["results"].get("jax", {}).get("compile", {}).get("first_call_s")
+    out.append(_goal("cached compile vs jax.jit first call", "cached compile < jax.jit first call",
+                     cached and first and f"{cached:.2f} s vs {first:.2f} s",
+                     None if not (cached and first) else cached < first,
+                     cached and first and f"{cached - first:.2f} s slower", big and big["name"]))
+    return out
 
 
 def write_json(doc: dict, path: str) -> None:
@@ -243,6 +310,12 @@ def tables(doc: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     out.append(("compile: wall seconds, stepwell's passes as a share of the CPU time of passes + "
                 "iree-compile, dispatches, peak memory per call (MiB of RSS growth)",
                 head, rows))
+    verdict = {True: "holds", False: "MISSED", None: "not measured"}
+    rows = [[g["name"], g["goal"], g["measured"] or "-", verdict[g["holds"]], g["shortfall"] or ""]
+            for g in doc.get("targets", [])]
+    if rows:
+        out.append(("goals of the benchmark issue on this run", ["goal", "wanted", "measured", "verdict",
+                                                                 "shortfall"], rows))
     return out
 
 
