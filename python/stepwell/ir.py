@@ -16,10 +16,11 @@ from iree.compiler.dialects import arith, func, linalg, math, tensor  # noqa: F4
 from iree.compiler import tools as iree_tools  # noqa: F401  (iree-compile driver: compile_str)
 
 __all__ = ["ir", "passmanager", "rewrite", "arith", "func", "linalg", "math", "tensor",
-           "iree_tools", "context", "Location"]
+           "iree_tools", "context", "cache", "Location"]
 
 Location = ir.Location
 _CONTEXT: ir.Context | None = None
+_CACHES: list[dict] = []
 
 # The bindings look up a Python module per dialect (``iree.compiler.dialects.<ns>``)
 # whenever they wrap an op, and remember only the lookups that succeed: for our
@@ -51,6 +52,13 @@ def context() -> ir.Context:
     return _CONTEXT
 
 
+def cache() -> dict:
+    """A dict keyed by MLIR types and attributes (uniqued in the context, hashed by
+    pointer, so a lookup costs no printing), emptied when the context is dropped."""
+    _CACHES.append({})
+    return _CACHES[-1]
+
+
 @atexit.register
 def _release() -> None:
     # nanobind reports every MLIR object still alive at interpreter exit as a
@@ -58,4 +66,6 @@ def _release() -> None:
     # at the source instead of filtering stderr.
     global _CONTEXT
     _CONTEXT = None
+    for c in _CACHES:
+        c.clear()
     gc.collect()

@@ -265,7 +265,9 @@ class Pipeline:
             inst = self.instrumentation
             if inst:
                 inst.before(step, module)
-            before = module.print(debuginfo=True)
+            # kept for a reproducer: a clone costs a tenth of printing the module
+            before = module.operation.clone()
+            before_text = module.print(debuginfo=True) if inst and inst.wants_before_text() else None
             start = time.perf_counter()
             try:
                 step.run(module)
@@ -289,14 +291,14 @@ class Pipeline:
                     raise StepwellError(renamed(diags, module.name) + [
                         Diagnostic(f"the IR is invalid after pass '{step.name}'", "note")])
             if inst:
-                inst.after(step, module, before if inst.wants_before_text() else None)
+                inst.after(step, module, before_text)
             if checker is not None:
                 checker.after(step.name, module)
             if self.keep_snapshots:
                 self.snapshots.append((step.name, module.print()))
         return module
 
-    def _write_reproducer(self, module, index: int, before: str) -> str:
+    def _write_reproducer(self, module, index: int, before: ir.Operation) -> str:
         directory = self.reproducer_dir or os.environ.get("STEPWELL_REPRO_DIR") or tempfile.gettempdir()
         stem = os.path.splitext(os.path.basename(module.name))[0] if module.name not in ("-", "<stdin>") else "stdin"
         path = os.path.join(directory, f"{stem}.repro.mlir")
@@ -305,5 +307,5 @@ class Pipeline:
             f.write(f"// Reproducer: the IR before pass '{self.steps[index].name}' failed.\n")
             f.write(f"// Run: stepwell-opt {os.path.basename(path)} --pass-pipeline='{pipeline}'\n")
             f.write(f"// configuration: --pass-pipeline='{pipeline}'\n")
-            f.write(before + "\n")
+            f.write(before.get_asm(enable_debug_info=True) + "\n")
         return path

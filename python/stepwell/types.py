@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-from stepwell.ir import ir
+from stepwell.ir import cache, ir
 
 FLOAT_DTYPES = ("f16", "bf16", "f32", "f64")
 INT_DTYPES = ("i1", "i8", "i16", "i32", "i64")
@@ -77,13 +77,24 @@ class TensorType:
         """The TensorType of a ranked tensor type, else None."""
         if not isinstance(t, ir.RankedTensorType):
             return None
-        dynamic = ir.ShapedType.get_dynamic_size()
-        # t.shape builds the whole list on each access: read it once
-        return TensorType(tuple(None if d == dynamic else d for d in t.shape), str(t.element_type))
+        tt = _FROM_MLIR.get(t)
+        if tt is None:
+            dynamic = ir.ShapedType.get_dynamic_size()
+            tt = _FROM_MLIR[t] = TensorType(tuple(None if d == dynamic else d for d in t.shape),
+                                            str(t.element_type))
+        return tt
 
     def to_mlir(self) -> ir.Type:
-        from stepwell.ir import context
-        return ir.Type.parse(str(self), context())
+        t = _TO_MLIR.get(self)
+        if t is None:
+            from stepwell.ir import context
+            t = _TO_MLIR[self] = ir.Type.parse(str(self), context())
+        return t
 
     def numpy_dtype(self) -> np.dtype:
         return numpy_dtype(self.dtype)
+
+
+# ir.Type <-> TensorType: printing or parsing a type takes microseconds, and passes ask
+# for the same few types thousands of times.
+_FROM_MLIR, _TO_MLIR = cache(), cache()

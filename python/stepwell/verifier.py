@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from stepwell import opspec
 from stepwell.diagnostics import Diagnostic, VerifyError, at, from_mlir_error
-from stepwell.ir import ir
+from stepwell.ir import cache, ir
 from stepwell.types import TensorType
 
 
@@ -26,6 +26,23 @@ def walk(op):
 
 def verify_op(op) -> str | None:
     """The failure message of one custom op (without location), or None if valid."""
+    # Validity depends only on the name, types and attributes (all uniqued in the
+    # context): verifying after every pass asks about the same few again and again.
+    attrs = op.attributes
+    key = (op.name, *(v.type for v in op.operands), None, *(r.type for r in op.results),
+           None, *((n, attrs[n]) for n in attrs))
+    if key in _VALID:
+        return None
+    message = _check_op(op)
+    if message is None:
+        _VALID[key] = True
+    return message
+
+
+_VALID = cache()
+
+
+def _check_op(op) -> str | None:
     name = op.name
     spec = opspec.lookup(name)
     if spec is None:
