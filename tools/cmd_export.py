@@ -6,7 +6,8 @@ model (e.g. ``model.apply``), ``params`` its weights (any pytree of arrays) and
 ``example_args`` a tuple of example inputs (arrays or ``jax.ShapeDtypeStruct``).
 ``--arg key=value`` passes keyword arguments to the factory (values are read as
 JSON when they parse, else as strings). The folder written is what ``sw.load`` and
-``stepwell run <folder>`` take.
+``stepwell run <folder>`` take. ``--quantize int8|int4`` stores the linear layers'
+weights quantized (``--group-size``, ``--asymmetric``: docs/low-precision.md).
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ def add_parser(subparsers):
                    help="compile the StableHLO as JAX emitted it (do not raise it to nn)")
     p.add_argument("--iree-flag", action="append", default=[], metavar="FLAG",
                    help="extra iree-compile flag (repeatable)")
+    p.add_argument("--quantize", choices=("int8", "int4"), default=None,
+                   help="store the weights of linear layers as int8 or int4 (weight-only, "
+                        "per-group f32 scales); other parameters stay float")
+    p.add_argument("--group-size", type=int, default=128, metavar="N",
+                   help="with --quantize: weights per scale along the input axis (0: one per "
+                        "output channel; default 128)")
+    p.add_argument("--asymmetric", action="store_true",
+                   help="with --quantize: zero points as well as scales (the range min..max)")
     return p
 
 
@@ -99,10 +108,16 @@ def run(args) -> int:
         example_args = (example_args,)
     manifest = export(fn, params, *example_args, path=args.output, target=args.target,
                       dynamic_batch=args.dynamic_batch, raise_ops=args.raise_ops,
-                      flags=args.iree_flag)
+                      flags=args.iree_flag, quantize=args.quantize, group_size=args.group_size,
+                      symmetric=not args.asymmetric)
     files = ", ".join(f"{name} {_size(f['bytes'])}" for name, f in manifest["files"].items())
+    quant = manifest.get("quantization")
+    how = ""
+    if quant is not None:
+        how = (f", {len(quant['weights'])} weights as {quant['mode']}"
+               + (f", {len(quant['kept_float'])} linear weights kept float" if quant["kept_float"] else ""))
     print(f"exported {manifest['name']} for {manifest['target']} to {args.output}: {files}; "
-          f"{len(manifest['parameters'])} parameters ({_size(manifest['parameter_bytes'])})")
+          f"{len(manifest['parameters'])} parameters ({_size(manifest['parameter_bytes'])}){how}")
     return 0
 
 

@@ -28,6 +28,10 @@ loads every parameter from its global and calls the original. IREE inlines the
 call. With ``dynamic_batch=True`` the leading dimension of every input is JAX's
 symbolic ``b``; the wrapper passes JAX's dimension argument from the input's shape.
 
+``quantize="int8"|"int4"`` stores the linear layers' weights quantized (i8 or packed
+int4 weights, f32 scales, optional zero points as parameters of their own, read by
+``nn.quantized_linear``; ``stepwell/_export_quant.py``, docs/low-precision.md).
+
 The folder is written to a temporary sibling and renamed into place: a reader sees
 the previous export or the whole new one. Loading needs only numpy and IREE's
 runtime (JAX is not imported).
@@ -170,7 +174,8 @@ def _symbol(name: str, taken: set) -> str:
 # ---------------------------------------------------------------------------
 def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = False,
            raise_ops: bool | None = None, flags=(), cache: bool | None = None,
-           name: str | None = None) -> dict:
+           name: str | None = None, quantize: str | None = None, group_size: int = 128,
+           symmetric: bool = True) -> dict:
     """Compile ``fn(params, *example_args)`` for ``target`` and write the folder ``path``.
 
     ``params`` is any pytree of arrays (Flax ``variables``: ``{"params": ...,
@@ -182,16 +187,31 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     installed, falling back to plain StableHLO if raising or compiling the raised
     module fails; True: raise or fail; False: never). ``flags``: extra iree-compile
     flags. Returns the manifest (a dict, also written to ``manifest.json``).
+
+    ``quantize="int8"|"int4"`` stores the weights of the linear layers quantized
+    (weight-only, as ``nn-quantize-weights{bits group_size symmetric}``): each
+    parameter used as an ``nn.linear``/``nn.matmul`` weight ``[in, out]`` (or, transposed,
+    as a tied output projection) is quantized on the host (``stepwell.quantize``) and
+    written as ``<name>.qweight`` (i8; int4 packed two per byte), ``<name>.scales`` (f32,
+    ``group_size`` elements of ``in`` per scale; 0/-1: per output channel) and, with
+    ``symmetric=False``, ``<name>.zero_points``; the layer becomes ``nn.quantized_linear``.
+    Biases, norms, embeddings and layers the group size does not fit stay float; the
+    manifest's ``quantization`` says which is which. Quantizing needs the ``nn`` raising.
     """
     import jax
 
+    from stepwell import _export_quant as xq
     from stepwell import targets
     from stepwell.jax import _import as jimport
 
+    qopts = xq.options(quantize, group_size, symmetric)
     if path is None:
         raise StepwellError("export needs a path: the folder to write")
     path = os.fspath(path)
     tgt = targets.get(target)
+    if qopts is not None and qopts.bits == 4:
+        from stepwell.passes.nn_precision import check_target
+        check_target("int4", tgt)       # (the StableHLO path of a dynamic batch too)
     _check_destination(path)
 
     # Parameters: names, shapes and dtypes (no data is touched until they are written).
@@ -217,6 +237,11 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
 
     start = time.perf_counter()
     want_raise = raise_ops is not False and jimport.raise_available()
+    if qopts is not None and not want_raise:
+        raise StepwellError(f"export(quantize={quantize!r}) finds the linear layers at the nn level: "
+                            + ("it cannot be combined with raise_ops=False" if raise_ops is False
+                               else "the stablehlo-to-nn raising is not available"))
+    plan = None
     module = jimport.import_function(fn, param_specs, *spec_args, raise_ops=False,
                                      name=f"<export:{fn_name}>")
     raised = False
@@ -225,11 +250,17 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
         candidate = module.clone()
         try:
             jimport.raise_stablehlo(candidate)
-            wrapped = _wrap(candidate, len(names), names)
-            vmfb = _compile(wrapped, tgt, flags, cache)
+            if qopts is not None:
+                plan = xq.rewrite(candidate, names, len(names), qopts)
+                wrapped = _wrap(candidate, len(plan.keep),
+                                [names[j] for j in plan.keep] + [p[0] for p in plan.new_params],
+                                n_trailing=len(plan.new_params))
+            else:
+                wrapped = _wrap(candidate, len(names), names)
+            vmfb = _compile(wrapped, tgt, _quant_flags(plan, wrapped, tgt, flags), cache)
             module, raised = wrapped, True
         except StepwellError as e:
-            if raise_ops:
+            if raise_ops or qopts is not None:
                 raise
             log.warning("export: the raised module did not compile (%s); compiling the "
                         "StableHLO as JAX emitted it", e.diagnostics[0].message)
@@ -250,6 +281,15 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     out_struct = jax.tree.unflatten(module.out_tree, list(range(len(out_avals))))
     out_paths = jax.tree_util.tree_flatten_with_path(out_struct)[0]
     param_types = module.param_types
+    param_names = names
+    param_quant = [None] * len(names)
+    leaves = flat_params
+    if plan is not None:
+        leaves, param_quant = _quantized_leaves(plan, flat_params, qopts)
+        param_names = [names[j] for j in plan.keep] + [p[0] for p in plan.new_params]
+        if not plan.weights:
+            log.warning("export(quantize=%r): no parameter is the weight of a linear layer "
+                        "that can be quantized; every parameter stays float", quantize)
     manifest = {
         "format": FORMAT,
         "schema": SCHEMA,
@@ -268,12 +308,48 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
             "output_tree": _json_tree(_tree_spec(out_struct, lambda x: isinstance(x, int))),
         }},
         "parameter_scope": SCOPE,
-        "parameters": [{"name": n, "symbol": sym, "shape": list(t.shape), "dtype": _dtype_name(t.dtype)}
-                       for n, sym, t in zip(names, module.param_symbols, param_types)],
+        "parameters": [{"name": n, "symbol": sym, "shape": list(t.shape), "dtype": _dtype_name(t.dtype),
+                        **({"quantization": qp} if qp is not None else {})}
+                       for n, sym, t, qp in zip(param_names, module.param_symbols, param_types,
+                                                param_quant)],
         "compile_seconds": round(compile_s, 3),
     }
-    _write(path, vmfb, flat_params, names, param_types, manifest)
+    if plan is not None:
+        manifest["quantization"] = xq.summary(plan, qopts, {
+            w.source: int(np.prod(param_avals[w.source].shape, dtype=np.int64))
+            * np.dtype(param_avals[w.source].dtype).itemsize for w in plan.weights})
+    _write(path, vmfb, leaves, param_names, param_types, manifest)
     return manifest
+
+
+def _quant_flags(plan, module, tgt, flags) -> tuple:
+    """``flags`` plus IREE's fused-dequantization flags (``stepwell.quantize.iree_flags``)
+    for weights dequantized in StableHLO, which the linalg-level check does not see."""
+    from stepwell import quantize as qz
+    from stepwell.verifier import walk
+    flags = tuple(flags.split() if isinstance(flags, str) else flags)
+    if plan is None or not plan.stablehlo or any(
+            op.name == "nn.quantized_linear" for op in walk(module.operation)):
+        return flags       # (nn.quantized_linear modules get them from iree_flags)
+    extra = qz.DEQUANT_FLAGS + (qz.DEQUANT_FLAGS_CPU if tgt.backend == "llvm-cpu" else ())
+    given = {f.split("=")[0] for f in flags}
+    return flags + tuple(f for f in extra if f.split("=")[0] not in given)
+
+
+def _quantized_leaves(plan, flat_params, qopts):
+    """The archive's leaves after quantization: the float parameters kept, then each
+    quantized weight's arrays (computed here, on the host), with their manifest records."""
+    from stepwell import _export_quant as xq
+    leaves = [flat_params[j] for j in plan.keep]
+    records = [None] * len(plan.keep)
+    arrays = {}
+    for name, _, w, role in plan.new_params:
+        key = (w.source, w.transposed)
+        if key not in arrays:
+            arrays[key] = w.arrays(flat_params[w.source][1], qopts)
+        leaves.append((None, arrays[key][role]))
+        records.append(xq.manifest_entry(w, role, qopts))
+    return leaves, records
 
 
 def _is_array(x) -> bool:
@@ -354,10 +430,26 @@ def _compile(module, tgt, flags, cache) -> bytes:
 # ---------------------------------------------------------------------------
 # The wrapper: parameters become globals, @main takes only the inputs.
 # ---------------------------------------------------------------------------
-def _wrap(module, n_params: int, names: list[str]):
+def dim_vars(main) -> list[str]:
+    """JAX's dimension variables: the leading ``jax.global_constant`` arguments of ``main``."""
+    from stepwell.ir import ir
+    out = []
+    arg_attrs = list(ir.ArrayAttr(main.attributes["arg_attrs"])) if "arg_attrs" in main.attributes else []
+    for attrs in arg_attrs:
+        d = ir.DictAttr(attrs) if attrs is not None else None
+        if d is not None and "jax.global_constant" in d:
+            out.append(ir.StringAttr(d["jax.global_constant"]).value)
+        else:
+            break
+    return out
+
+
+def _wrap(module, n_params: int, names: list[str], n_trailing: int = 0):
     """Rename JAX's ``@main`` to a private function and add a new ``@main`` that
-    loads the first ``n_params`` arguments from ``util.global``s bound to the
-    parameter archive (JAX's dimension arguments are computed from the inputs)."""
+    loads the ``n_params`` arguments after the dimension arguments, and the last
+    ``n_trailing`` (quantized weights), from ``util.global``s bound to the parameter
+    archive (``names``: theirs, in that order; JAX's dimension arguments are computed
+    from the inputs)."""
     from stepwell.ir import context, ir
     from stepwell.types import TensorType
 
@@ -372,25 +464,18 @@ def _wrap(module, n_params: int, names: list[str]):
         ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
         arg_types = [str(t) for t in ftype.inputs]
         res_types = [str(t) for t in ftype.results]
-        arg_attrs = (list(ir.ArrayAttr(main.attributes["arg_attrs"]))
-                     if "arg_attrs" in main.attributes else [None] * len(arg_types))
-        dim_vars = []
-        for attrs in arg_attrs:
-            d = ir.DictAttr(attrs) if attrs is not None else None
-            if d is not None and "jax.global_constant" in d:
-                dim_vars.append(ir.StringAttr(d["jax.global_constant"]).value)
-            else:
-                break
-        n_dims = len(dim_vars)
-        if len(arg_types) < n_dims + n_params:
+        dims = dim_vars(main)
+        n_dims = len(dims)
+        if len(arg_types) < n_dims + n_params + n_trailing:
             raise StepwellError(f"export: @main has {len(arg_types)} arguments, fewer than "
                                 f"the {n_params} parameters")
         inner = _fresh("main_exported", taken)
         main.attributes["sym_name"] = ir.StringAttr.get(inner)
         main.attributes["sym_visibility"] = ir.StringAttr.get("private")
 
-        param_types = arg_types[n_dims:n_dims + n_params]
-        input_types = arg_types[n_dims + n_params:]
+        end = len(arg_types) - n_trailing
+        param_types = arg_types[n_dims:n_dims + n_params] + arg_types[end:]
+        input_types = arg_types[n_dims + n_params:end]
         symbols = [_symbol(n, taken) for n in names]
         lines = [f"func.func private @{inner}({', '.join(arg_types)}) -> ({', '.join(res_types)})"]
         for sym, n, t in zip(symbols, names, param_types):
@@ -399,7 +484,7 @@ def _wrap(module, n_params: int, names: list[str]):
         ins = ", ".join(f"%in{i}: {t}" for i, t in enumerate(input_types))
         lines.append(f"func.func @main({ins}) -> ({', '.join(res_types)}) {{")
         call_args = []
-        for k, var in enumerate(dim_vars):
+        for k, var in enumerate(dims):
             if var != BATCH:
                 raise StepwellError(f"export: the lowered function has the dimension variable "
                                     f"'{var}'; only the batch ('{BATCH}') is supported")
@@ -413,10 +498,13 @@ def _wrap(module, n_params: int, names: list[str]):
                       f"  %dimi_{k} = arith.index_cast %dim_{k} : index to {elem}",
                       f"  %dv{k} = tensor.from_elements %dimi_{k} : {arg_types[k]}"]
             call_args.append(f"%dv{k}")
+        loads = []
         for i, (sym, t) in enumerate(zip(symbols, param_types)):
             lines.append(f"  %p{i} = util.global.load @{sym} : {t}")
-            call_args.append(f"%p{i}")
+            loads.append(f"%p{i}")
+        call_args += loads[:n_params]
         call_args += [f"%in{i}" for i in range(len(input_types))]
+        call_args += loads[n_params:]
         results = f"%r:{len(res_types)} = " if len(res_types) > 1 else ("%r = " if res_types else "")
         lines.append(f"  {results}func.call @{inner}({', '.join(call_args)}) : "
                      f"({', '.join(arg_types)}) -> ({', '.join(res_types)})")
