@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import stepwell as sw
@@ -264,6 +264,7 @@ def test_flax_module(name, raise_ops):
 @slow
 @needs_flax
 @given(batch=st.integers(1, 3), seq=st.integers(2, 9))
+@example(batch=1, seq=2)  # seq == heads: the attention output transpose keeps its type
 @_examples(2, slow_run=True)
 def test_flax_transformer_block_shapes(batch, seq):
     module = TransformerBlock()

@@ -239,6 +239,190 @@ def test_transformer_block_composites(block):
     assert_interprets_like_jax(m, fn, params, x, rtol=1e-4, atol=1e-4)
 
 
+# -- equal-sized dims ------------------------------------------------------------------------
+# Dims of equal size must be told apart by structure (contraction letters, transpose
+# permutations, broadcast positions), never by size: with seq == heads, Flax MHA's
+# [b, h, q, d] -> [b, q, h, d] output transpose keeps its type, and folding it as an
+# identity (fixed in 824ada6) gave errors of ~2 against JAX.
+
+EQ_RNG = np.random.default_rng(7)  # its own stream: the cases below do not shift RNG's
+
+
+def _eq_rand(*shape):
+    return EQ_RNG.standard_normal(shape).astype(np.float32)
+
+
+def _eq_flax(module, *inputs):
+    """(apply fn, perturbed params) of a Flax module initialised on ``inputs``."""
+    params = module.init(jax.random.PRNGKey(0), *inputs)
+    params = jax.tree_util.tree_map(lambda a: a + _eq_rand(*a.shape), params)
+    return (lambda p, *xs: module.apply(p, *xs)), params
+
+
+def _assert_attention_raised(m, p, linears=4):
+    counts = m.op_counts()
+    assert counts.get("nn.attention") == 1 and counts.get("nn.linear") == linears, counts
+    # nothing left as the primitives of attention
+    assert not {"nn.softmax", "prim.contract", "nn.matmul", "prim.reduce"} & set(counts), counts
+    assert p.stats["left"] == {}, p.format_stats()
+
+
+# (batch, seq, heads, head_dim): each has two or more dims of one size
+EQUAL_MHA = {
+    "seq_eq_heads": (1, 2, 2, 8),          # the reported case (max error 1.9)
+    "seq_eq_heads_4": (1, 4, 4, 4),        # ... and head_dim too
+    "head_dim_eq_seq": (2, 4, 2, 4),
+    "batch_eq_heads": (2, 3, 2, 5),
+    "batch_eq_seq_eq_heads": (2, 2, 2, 3),
+    "all_equal": (3, 3, 3, 3),
+}
+
+
+@pytest.mark.parametrize("name", list(EQUAL_MHA))
+def test_flax_mha_equal_sizes(name):
+    b, s, h, d = EQUAL_MHA[name]
+    x = _eq_rand(b, s, h * d)
+    fn, params = _eq_flax(fnn.MultiHeadDotProductAttention(num_heads=h), x)
+    m, p = raised(fn, params, x)
+    _assert_attention_raised(m, p)
+    assert_interprets_like_jax(m, fn, params, x, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("b,t,s,h,d", [(1, 2, 3, 2, 3), (2, 2, 2, 2, 2), (2, 3, 2, 2, 3)])
+def test_flax_cross_attention_equal_sizes_with_masks(b, t, s, h, d):
+    """Queries and keys of different lengths, one of them equal to the heads; a padding
+    mask; and a causal self-attention mask with seq == heads."""
+    xq, xk = _eq_rand(b, t, h * d), _eq_rand(b, s, h * d)
+    mha = fnn.MultiHeadDotProductAttention(num_heads=h)
+    fn, params = _eq_flax(mha, xq, xk)
+    m, p = raised(fn, params, xq, xk)
+    _assert_attention_raised(m, p)
+    assert_interprets_like_jax(m, fn, params, xq, xk, rtol=1e-4, atol=1e-4)
+    mask = np.asarray(fnn.make_attention_mask(_eq_rand(b, t) > -0.5, _eq_rand(b, s) > -0.5))
+    masked = lambda p, xq, xk, mask: mha.apply(p, xq, xk, mask=mask)  # noqa: E731
+    m, p = raised(masked, params, xq, xk, mask)
+    assert m.op_counts().get("nn.attention") == 1 and "nn.softmax" not in m.op_counts(), m.op_counts()
+    assert_interprets_like_jax(m, masked, params, xq, xk, mask, rtol=1e-4, atol=1e-4)
+    causal = lambda p, x: mha.apply(p, x, mask=fnn.make_causal_mask(x[..., 0]))  # noqa: E731
+    m, p = raised(causal, params, xq)
+    assert "causal = true" in str(m) and "nn.softmax" not in m.op_counts(), m.op_counts()
+    assert_interprets_like_jax(m, causal, params, xq, rtol=1e-4, atol=1e-4)
+
+
+# (batch, q len, kv len, heads, head_dim) for jax.nn.dot_product_attention ([b, s, n, h])
+@pytest.mark.parametrize("shape", [(1, 2, 2, 2, 5), (2, 3, 3, 2, 3), (2, 2, 2, 2, 2), (3, 2, 4, 3, 4)])
+def test_dot_product_attention_equal_sizes(shape):
+    b, t, s, n, h = shape
+    q, k, v = _eq_rand(b, t, n, h), _eq_rand(b, s, n, h), _eq_rand(b, s, n, h)
+    mask = EQ_RNG.random((b, n, t, s)) > 0.3
+    for fn, args in [(_dpa(), [q, k, v]), (_dpa(scale=0.3), [q, k, v]),
+                     (lambda q, k, v, m: jax.nn.dot_product_attention(q, k, v, mask=m), [q, k, v, mask])]:
+        m, p = raised(fn, *args)
+        assert p.stats["composites"] == {"nn.attention": 1} and p.stats["left"] == {}, p.format_stats()
+        assert_interprets_like_jax(m, fn, *args)
+
+
+# einsum layouts of attention (the Flax one, heads-major, seq-major, keys pre-transposed)
+# with batch == seq == heads
+ATTENTION_LAYOUTS = [("bqhd,bkhd->bhqk", "bhqk,bkhd->bqhd"), ("bhqd,bhkd->bhqk", "bhqk,bhkd->bhqd"),
+                     ("bqhd,bkhd->bhkq", "bhkq,bkhd->bqhd"), ("qbhd,kbhd->bhqk", "bhqk,kbhd->qbhd"),
+                     ("bqhd,bhdk->bhqk", "bhqk,bhkd->bhqd")]
+
+
+@pytest.mark.parametrize("scores,out", ATTENTION_LAYOUTS)
+def test_attention_einsum_layouts_equal_sizes(scores, out):
+    sizes = {"b": 2, "q": 2, "k": 2, "h": 2, "d": 3}
+    (ql, kl), vl = scores.split("->")[0].split(","), out.split("->")[0].split(",")[1]
+    q, k, v = (_eq_rand(*[sizes[c] for c in spec]) for spec in (ql, kl, vl))
+    axis = scores.split("->")[1].index("k")
+    fn = lambda q, k, v: jnp.einsum(out, jax.nn.softmax(jnp.einsum(scores, q, k) * 0.3, axis=axis), v)  # noqa: E731
+    m, p = raised(fn, q, k, v)
+    assert p.stats["composites"] == {"nn.attention": 1} and p.stats["left"] == {}, p.format_stats()
+    assert_interprets_like_jax(m, fn, q, k, v)
+
+
+def test_square_transposes_are_kept():
+    """A transpose of equal-sized dims keeps its type but still moves data."""
+    fn = lambda x, y: (jnp.swapaxes(x, 1, 2) * 2.0, x.T + y, jnp.einsum("bqhd->bhqd", x) @ y)  # noqa: E731
+    x, y = _eq_rand(2, 2, 2, 2), _eq_rand(2, 2, 2, 2)
+    m, p = raised(fn, x, y)
+    assert m.op_counts().get("prim.transpose", 0) >= 2, m.op_counts()
+    assert_interprets_like_jax(m, fn, x, y)
+
+
+def _spread(*shape, axis):
+    """Small random values plus a centred ramp along ``axis``: no near-constant rows and
+    means near 0 (where Flax's E[x^2] - E[x]^2 cancels, nn.layer_norm, exact, differs
+    from it by design)."""
+    axis %= len(shape)
+    ramp = 2 * np.arange(shape[axis], dtype=np.float32) - (shape[axis] - 1)
+    return _eq_rand(*shape) * 0.25 + ramp.reshape([-1 if i == axis else 1 for i in range(len(shape))])
+
+
+# norms over one of several equal-sized dims, with per-feature scale and bias
+@pytest.mark.parametrize("shape,axis", [((4, 4), -1), ((4, 4), 0), ((3, 3, 3), -1), ((3, 3, 3), 1),
+                                        ((3, 3, 3), 0), ((2, 2, 2, 2), 2)])
+def test_layer_norm_equal_sizes(shape, axis):
+    x = _spread(*shape, axis=axis)
+    fn, params = _eq_flax(fnn.LayerNorm(reduction_axes=axis, feature_axes=axis), x)
+    m, p = raised(fn, params, x)
+    assert p.stats["composites"] == {"nn.layer_norm": 1} and p.stats["left"] == {}, p.format_stats()
+    assert f"axis = {axis % len(shape)} : i64" in str(m)
+    assert_interprets_like_jax(m, fn, params, x, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (3, 3, 3), (2, 2, 2, 2)])
+def test_rms_norm_equal_sizes(shape):
+    x = _eq_rand(*shape)
+    fn, params = _eq_flax(fnn.RMSNorm(), x)
+    m, p = raised(fn, params, x)
+    assert p.stats["composites"] == {"nn.rms_norm": 1} and p.stats["left"] == {}, p.format_stats()
+    assert_interprets_like_jax(m, fn, params, x, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 2, 2), (3, 3, 3)])
+def test_softmax_and_gelu_equal_sizes(shape):
+    x = _eq_rand(*shape)
+    for axis in range(len(shape)):
+        fn = lambda x: jax.nn.softmax(x, axis=axis)  # noqa: E731
+        m, p = raised(fn, x)
+        assert p.stats["composites"] == {"nn.softmax": 1}, p.format_stats()
+        assert f"axis = {axis} : i64" in str(m)
+        assert_interprets_like_jax(m, fn, x)
+    fn = lambda x: (jax.nn.gelu(x), jax.nn.gelu(x, approximate=False), jax.nn.silu(x))  # noqa: E731
+    m, p = raised(fn, x)
+    assert p.stats["composites"] == {"nn.gelu": 2, "nn.silu": 1}, p.format_stats()
+    assert_interprets_like_jax(m, fn, x)
+
+
+# Dense/DenseGeneral whose features equal the rows or the input size: the bias must be
+# the one broadcast along the features
+DENSE_EQUAL = {
+    "dense_square": (lambda: fnn.Dense(4), (4, 4)),
+    "dense_3d": (lambda: fnn.Dense(3), (3, 3, 3)),
+    "dense_general_features": (lambda: fnn.DenseGeneral((2, 2)), (2, 2, 4)),
+    "dense_general_axes": (lambda: fnn.DenseGeneral(2, axis=(-2, -1)), (2, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(DENSE_EQUAL))
+def test_dense_equal_sizes(name):
+    make, shape = DENSE_EQUAL[name]
+    x = _eq_rand(*shape)
+    fn, params = _eq_flax(make(), x)
+    m, p = raised(fn, params, x)
+    assert p.stats["composites"] == {"nn.linear": 1} and p.stats["left"] == {}, p.format_stats()
+    assert_interprets_like_jax(m, fn, params, x, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_bias_equal_sizes():
+    x = _eq_rand(2, 4, 4, 4)
+    fn, params = _eq_flax(fnn.Conv(4, (3, 3)), x)
+    m, _ = raised(fn, params, x)
+    assert m.op_counts() == {"nn.conv2d": 1}
+    assert_interprets_like_jax(m, fn, params, x, rtol=1e-4, atol=1e-4)
+
+
 # -- primitive rules ---------------------------------------------------------------------------
 
 PRIMITIVES = {
