@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from stepwell.dialects.prim import parse_contract_spec
@@ -69,12 +71,38 @@ def _matmul_kind(lhs: str, rhs: str, out: str) -> str | None:
     return None
 
 
-# contract: linalg.matmul / batch_matmul for the plain specs, a linalg.generic otherwise.
-def lower_contract(op, e, args):
+def _widened(e, value: str, t: TensorType) -> tuple[str, TensorType]:
+    """``value`` converted to f32 behind ``util.optimization_barrier``, so that IREE
+    keeps the conversion out of the contraction that reads it."""
+    wide = t.with_dtype("f32")
+    value = e.elementwise([(value, t)], wide, lambda s, xs: convert(s, xs[0], t.dtype, "f32"),
+                          {i: (value, t, i) for i in range(t.rank)})
+    return e(f"util.optimization_barrier {value} : {wide}"), wide
+
+
+_VIEWS = ("tensor.expand_shape", "tensor.collapse_shape", "tensor.cast", "linalg.transpose")
+
+
+def _stored(value) -> bool:
+    """Whether ``value`` is (a view of) a constant or a global: stored weights."""
+    owner = value.owner
+    while isinstance(owner, ir.OpView) and owner.operation.name in _VIEWS:
+        owner = owner.operands[0].owner
+    return isinstance(owner, ir.OpView) and owner.operation.name in ("arith.constant", "util.global.load")
+
+
+# contract: linalg.matmul / batch_matmul for the plain specs, a linalg.generic otherwise;
+# with widen, f16/bf16 operands are converted to f32 first (an f32 contraction), unless
+# one is a stored weight: IREE would then keep an f32 copy of it, doubling its memory.
+def lower_contract(op, e, args, widen: bool = False):
     lhs, rhs, out = parse_contract_spec(_attr(op, "spec"))
     a, b = (_ttype(v) for v in op.operands)
     res = _ttype(op.results[0])
     acc = res.with_dtype(_floats_wide(res.dtype))
+    if (widen and acc.dtype == "f32" and {a.dtype, b.dtype} <= {"f16", "bf16"}
+            and not any(_stored(v) for v in op.operands)):
+        (x, a), (y, b) = _widened(e, args[0], a), _widened(e, args[1], b)
+        args = [x, y]
     like = {i: (args[0], a, lhs.index(c)) if c in lhs else (args[1], b, rhs.index(c))
             for i, c in enumerate(out)}
     init = e.filled(0, acc, like)
@@ -540,9 +568,9 @@ def _cannot_lower(op, why: str = ""):
     return fail_at(op, f"cannot lower '{op.name}' to linalg{hint}")
 
 
-def lower_op(op) -> None:
+def lower_op(op, lowerings=LOWERINGS) -> None:
     """Replace one prim op by its linalg lowering (spliced in from MLIR text)."""
-    lowering = LOWERINGS[op.name]
+    lowering = lowerings[op.name]
     # the values the lowered IR reads (a map reads through broadcasts, not splats)
     operands = lowering.operands(op) if hasattr(lowering, "operands") else list(op.operands)
     result_types = [_ttype(r) for r in op.results]
@@ -562,8 +590,9 @@ class PrimToLinalg(Pass):
     ``broadcast``, ``transpose``, the NHWC convolutions), ``linalg.generic`` otherwise;
     ``tensor`` ops for slicing, padding, concatenation and reshapes. With
     ``attention=true`` the softmax(Q K^T * scale) V chain is kept whole as
-    ``iree_linalg_ext.attention``. An ``nn`` op, or a case with no lowering, fails the
-    pass naming the op. Before::
+    ``iree_linalg_ext.attention``. With ``widen=true`` f16/bf16 contractions read their
+    operands converted to f32 (the cpu targets' choice). An ``nn`` op, or a case with
+    no lowering, fails the pass naming the op. Before::
 
         %0 = "prim.contract"(%a, %b) {spec = "mk,kn->mn"} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
         %1 = "prim.map"(%0) {fn = "exp"} : (tensor<4x16xf32>) -> tensor<4x16xf32>
@@ -586,6 +615,11 @@ class PrimToLinalg(Pass):
 
     name = "prim-to-linalg"
     attention: bool = False  # keep softmax(Q K^T * scale) V whole as iree_linalg_ext.attention
+    # contract f16/bf16 operands in f32 (converted behind util.optimization_barrier) unless
+    # one is a constant or global (kept half-size): the x86 cpu targets set it, as IREE
+    # 3.13's x86 f16/bf16 microkernels run slower than its f32 one (2048^3 on AVX-512:
+    # f16 161 -> 85 ms, bf16 101 -> 84 ms; 512^3 f16 4.4 -> 1.5 ms)
+    widen: bool = False
 
     def run(self, module) -> None:
         custom = [op for op in walk(module.operation) if is_custom(op.name)]
@@ -596,5 +630,8 @@ class PrimToLinalg(Pass):
             from stepwell.passes._linalg_attention import raise_attention
             if raise_attention(module):
                 custom = [op for op in walk(module.operation) if is_custom(op.name)]
+        lowerings = dict(LOWERINGS)
+        if self.widen:
+            lowerings["prim.contract"] = functools.partial(lower_contract, widen=True)
         for op in custom:
-            lower_op(op)
+            lower_op(op, lowerings)

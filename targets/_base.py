@@ -56,6 +56,9 @@ class Target:
     default_option: str | None = None
     rejected: tuple[tuple[str, str], ...] = ()  # (option, why) known to crash IREE
     option: str | None = None      # the resolved option
+    # passes of stepwell's lowering this target runs with options, e.g.
+    # "prim-to-linalg{widen=true}": they replace that pass in the named pipelines
+    pass_options: tuple[str, ...] = ()
 
     @property
     def spec(self) -> str:

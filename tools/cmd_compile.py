@@ -70,7 +70,7 @@ def run(args) -> int:
         if args.precision:
             from stepwell.passes.nn_precision import apply_policy
             module = apply_policy(module, args.precision)
-        write_atomic(args.output or "-", str(stages.lower(module, to=args.compile_to)) + "\n")
+        write_atomic(args.output or "-", str(stages.lower(module, to=args.compile_to, target=args.target)) + "\n")
         return 0
     if stablehlo and args.raise_ops:
         _raise(module)

@@ -138,7 +138,7 @@ def prepare(module, stage_input: str = "auto", precision: str | None = None, tar
     if _has_custom_ops(module):
         stages = _stages()
         if stages is not None:
-            module = stages.lower(module, to="linalg")
+            module = stages.lower(module, to="linalg", target=target)
             lowered = True
     if any(op.name.startswith("sdy.") for op in verifier.walk(module.operation)):
         if not lowered:

@@ -19,17 +19,38 @@ def check_stage(stage: str) -> str:
     return stage
 
 
-def lower(module: Module, to: str = "linalg", *, target: str = "cpu", snapshots: bool = False):
+def pipeline_text(to: str, target=None) -> str:
+    """The pipeline from ``nn`` to stage ``to``: the named pipeline, or, for a target
+    with ``pass_options`` (``prim-to-linalg{widen=true}`` on the x86 cpu targets), its
+    expansion with those passes run with their options."""
+    name = PIPELINES[check_stage(to)]
+    if target is None or not name:
+        return name
+    from stepwell import pipelines, targets
+    options = {p.split("{", 1)[0]: p for p in targets.get(target).pass_options}
+    if not options:
+        return name
+
+    def expand(item: str) -> list[str]:
+        inner = pipelines.get(item)
+        return [p for sub in inner for p in expand(sub)] if inner else [options.get(item, item)]
+    return ",".join(expand(name))
+
+
+def lower(module: Module, to: str = "linalg", *, target=None, snapshots: bool = False):
     """A copy of ``module`` lowered to stage ``to``.
 
     ``nn``/``prim``/``linalg``/``vector`` return a :class:`Module`; ``dispatch``
     returns IREE's flow-level IR as text, ``vmfb`` the compiled module's bytes.
+    ``target`` (default: none for the stepwell stages, ``cpu`` for IREE's) applies that
+    target's pass options, as :func:`stepwell.compile` does.
     """
     check_stage(to)
     if to in ("dispatch", "vmfb"):
         from stepwell import compiler
-        linalg = lower(module, "linalg")
+        target = target or "cpu"
+        linalg = lower(module, "linalg", target=target)
         return compiler.compile_to(linalg, to, target=target)
     copy = module.clone()
-    Pipeline(PIPELINES[to], snapshots=snapshots).run(copy)
+    Pipeline(pipeline_text(to, target), snapshots=snapshots).run(copy)
     return copy

@@ -1,6 +1,7 @@
 // RUN: stepwell-opt %s --split-input-file --verify-diagnostics -p prim-to-linalg | FileCheck %s
 // RUN: not stepwell-opt %s --split-input-file -p prim-to-linalg 2>&1 | FileCheck %s --check-prefix=ERR
 // RUN: stepwell-opt %s --split-input-file --verify-diagnostics -p 'prim-to-linalg{attention=true}' | FileCheck %s --check-prefix=ATTN
+// RUN: stepwell-opt %s --split-input-file --verify-diagnostics -p 'prim-to-linalg{widen=true}' | FileCheck %s --check-prefix=WIDEN
 
 // ERR: prim-to-linalg.mlir:{{[0-9]+}}:8: error: cannot lower 'nn.relu' to linalg: run nn-to-prim first
 // ERR: prim-to-linalg.mlir:{{[0-9]+}}:8: error: cannot lower 'prim.broadcast' to linalg: a dynamic added dimension in tensor<4x?xf32> is not supported
@@ -15,6 +16,49 @@
 func.func @matmul(%a: tensor<4x8xf32>, %b: tensor<8x16xf32>) -> tensor<4x16xf32> {
   %0 = "prim.contract"(%a, %b) {spec = "mk,kn->mn"} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   return %0 : tensor<4x16xf32>
+}
+
+// -----
+
+// An f16 contraction accumulates in f32 and rounds once. With widen=true (the x86
+// cpu targets) its operands are converted to f32 first, behind util.optimization_barrier.
+// CHECK-LABEL: func.func @matmul_half
+// CHECK-NOT: util.optimization_barrier
+// CHECK: linalg.matmul ins(%arg0, %arg1 : tensor<4x8xf16>, tensor<8x16xf16>) outs({{.*}} : tensor<4x16xf32>)
+// CHECK: arith.truncf {{.*}} : f32 to f16
+// WIDEN-LABEL: func.func @matmul_half
+// WIDEN: arith.extf {{.*}} : f16 to f32
+// WIDEN: %[[A:.*]] = util.optimization_barrier {{.*}} : tensor<4x8xf32>
+// WIDEN: arith.extf {{.*}} : f16 to f32
+// WIDEN: %[[B:.*]] = util.optimization_barrier {{.*}} : tensor<8x16xf32>
+// WIDEN: linalg.matmul ins(%[[A]], %[[B]] : tensor<4x8xf32>, tensor<8x16xf32>) outs({{.*}} : tensor<4x16xf32>)
+// WIDEN: arith.truncf {{.*}} : f32 to f16
+// WIDEN-LABEL: func.func @matmul_f32_not_widened
+// WIDEN-NOT: util.optimization_barrier
+// WIDEN: linalg.matmul ins(%arg0, %arg1 : tensor<4x8xf32>, tensor<8x16xf32>)
+func.func @matmul_half(%a: tensor<4x8xf16>, %b: tensor<8x16xf16>) -> tensor<4x16xf16> {
+  %0 = "prim.contract"(%a, %b) {spec = "mk,kn->mn"} : (tensor<4x8xf16>, tensor<8x16xf16>) -> tensor<4x16xf16>
+  return %0 : tensor<4x16xf16>
+}
+
+// -----
+
+func.func @matmul_f32_not_widened(%a: tensor<4x8xf32>, %b: tensor<8x16xf32>) -> tensor<4x16xf32> {
+  %0 = "prim.contract"(%a, %b) {spec = "mk,kn->mn"} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  return %0 : tensor<4x16xf32>
+}
+
+// -----
+
+// A constant (here reshaped) weight is not widened: IREE would store it as f32.
+// WIDEN-LABEL: func.func @matmul_constant_weight_not_widened
+// WIDEN-NOT: util.optimization_barrier
+// WIDEN: linalg.matmul ins(%arg0, %{{.*}} : tensor<4x8xf16>, tensor<8x16xf16>)
+func.func @matmul_constant_weight_not_widened(%a: tensor<4x8xf16>) -> tensor<4x16xf16> {
+  %w = arith.constant dense<0.5> : tensor<128xf16>
+  %b = "prim.reshape"(%w) : (tensor<128xf16>) -> tensor<8x16xf16>
+  %0 = "prim.contract"(%a, %b) {spec = "mk,kn->mn"} : (tensor<4x8xf16>, tensor<8x16xf16>) -> tensor<4x16xf16>
+  return %0 : tensor<4x16xf16>
 }
 
 // -----

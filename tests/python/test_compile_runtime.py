@@ -252,7 +252,7 @@ def test_leftover_custom_op_is_named(monkeypatch, tmp_path):
 def test_custom_op_left_by_the_lowering_is_named(monkeypatch):
     class NoOpStages:  # a lowering that leaves the op in place
         @staticmethod
-        def lower(module, to):
+        def lower(module, to, target=None):
             assert to == "linalg"
             return module
     monkeypatch.setattr(compiler, "_stages", lambda: NoOpStages)

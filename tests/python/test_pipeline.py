@@ -271,7 +271,7 @@ def test_every_pass_has_a_name_summary_and_lit_test():
     from pathlib import Path
     lit_dir = Path(__file__).resolve().parents[1] / "lit"
     for name, cls in passes.load_all().items():
-        if name.startswith("test-"):
-            continue
+        if name.startswith("test-") or not cls.__module__.startswith("stepwell."):
+            continue  # passes registered by tests or the tutorial's examples
         assert cls.summary(), f"pass '{name}' has no docstring summary"
         assert (lit_dir / f"{name}.mlir").exists(), f"pass '{name}' has no tests/lit/{name}.mlir"

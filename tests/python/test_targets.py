@@ -84,6 +84,34 @@ def test_cpu_targets_data_tile():
         assert any("data-tiling" in f for f in sw.targets.get(name).flags), name
 
 
+def test_x86_cpu_targets_widen_half_contractions():
+    # prim-to-linalg{widen=true} on x86-64 (IREE's f16/bf16 microkernels are slower than f32's)
+    from stepwell import stages
+    assert "prim-to-linalg{widen=true}" in stages.pipeline_text("linalg", "cpu-generic").split(",")
+    for name in ("vulkan", "cuda", "cpu-aarch64"):
+        assert stages.pipeline_text("linalg", name) == "to-linalg", name
+    assert stages.pipeline_text("linalg") == "to-linalg"
+
+
+def test_half_matmul_on_cpu_is_widened_and_exact():
+    # sw.compile lowers with the target's pass options: the f16 matmul reads f32 copies of
+    # its operands (behind a barrier) and still rounds like an f32-accumulated product.
+    from stepwell import nn
+    from stepwell.bench.workloads import nn_function
+    from stepwell.types import TensorType
+    types = [TensorType((16, 32), "f16"), TensorType((32, 8), "f16")]
+    m = nn_function("half", types, lambda a, b: nn.matmul(a, b))
+    linalg = sw.lower(m, to="linalg", target="cpu-generic")
+    assert "util.optimization_barrier" in str(linalg)
+    assert "util.optimization_barrier" not in str(sw.lower(m, to="linalg"))
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(t.shape).astype(np.float16) for t in types)
+    got = np.asarray(sw.compile(m, target="cpu-generic")(a, b))
+    want = (a.astype(np.float32) @ b.astype(np.float32)).astype(np.float16)
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=1e-3, atol=1e-3)
+
+
 def test_resolved_names_and_defaults():
     assert sw.targets.get("cuda").spec == "cuda:sm_80"
     assert sw.targets.get("vulkan").option == "llvmpipe"

@@ -148,12 +148,14 @@ class StepwellNN(Runner):
     def prepare(self, w, target, options) -> Prepared:
         if w.nn_module is None:
             raise Skip("no nn version of this workload")
-        from stepwell import compiler
+        from stepwell import compiler, stages
         from stepwell.pipeline import Pipeline
         from stepwell.runtime import Executable
         module, build_s = _timed(w.build_nn)
         linalg = module.clone()
-        pipeline = Pipeline(options.pipeline)
+        # the default is what sw.compile runs: to-linalg with the target's pass options
+        pipeline = Pipeline(stages.pipeline_text("linalg", target) if options.pipeline == DEFAULT_PIPELINE
+                            else options.pipeline)
         _, passes_s, passes_cpu = _cpu_timed(lambda: pipeline.run(linalg))
         vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(linalg, target))
         compile = {"build_s": build_s, "passes_s": passes_s, "iree_s": iree_s,
