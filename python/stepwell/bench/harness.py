@@ -7,7 +7,9 @@ sample is chosen so that a sample lasts at least ``min_sample_s``. Then ``repeat
 rounds each take one sample of every runner, in an order shuffled afresh each round
 (seeded), so that a noisy stretch of the machine hits them all alike and no runner
 always runs right after another (a runner whose idle threads keep spinning after its
-call, OpenBLAS's, also waits ``settle_s`` before the next sample). A workload
+call, OpenBLAS's, also waits ``settle_s`` before the next sample). Each sample starts
+with one untimed call, which wakes the runner's worker threads: a sample measures
+steady-state calls, not the hand-over from the runner before it. A workload
 stops early (after at least 3 rounds) when it has used its time budget.
 
 Peak memory per runner and workload: the growth of the process's resident set
@@ -257,6 +259,7 @@ def _time_round_robin(w: Workload, prepared: dict, entry: dict, options: Options
         shuffle(order)
         for name in order:
             call, k = prepared[name].call, inner[name]
+            call()  # untimed: wakes the runner's threads after the previous runner's sample
             start = time.perf_counter()
             for _ in range(k):
                 call()

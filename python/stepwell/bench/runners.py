@@ -148,22 +148,11 @@ class StepwellNN(Runner):
     def prepare(self, w, target, options) -> Prepared:
         if w.nn_module is None:
             raise Skip("no nn version of this workload")
-        from stepwell import compiler, stages
-        from stepwell.pipeline import Pipeline
+        from stepwell import compiler
         from stepwell.runtime import Executable
         module, build_s = _timed(w.build_nn)
-        linalg = module.clone()
-        # the default is what sw.compile runs: to-linalg with the target's pass options
-        pipeline = Pipeline(stages.pipeline_text("linalg", target) if options.pipeline == DEFAULT_PIPELINE
-                            else options.pipeline)
-        _, passes_s, passes_cpu = _cpu_timed(lambda: pipeline.run(linalg))
-        vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(linalg, target))
-        compile = {"build_s": build_s, "passes_s": passes_s, "iree_s": iree_s,
-                   "total_s": passes_s + iree_s, "passes_cpu_s": passes_cpu, "iree_cpu_s": iree_cpu,
-                   "passes": _group_timings(pipeline.timings)}
-        info = {"vmfb_bytes": len(vmfb)}
-        if options.dispatches:
-            info.update(_dispatches(linalg, target))
+        linalg, vmfb, compile, info = _lower_and_compile(module, target, options)
+        compile["build_s"] = build_s
         reason = _compile_only(target)
         if reason:
             return Prepared(lambda: None, lambda: None, compile, info, False, reason)
@@ -178,6 +167,25 @@ class StepwellNN(Runner):
         call = _IreeExecutable(exe, args)
         _, compile["first_call_s"] = _timed(call)
         return Prepared(call, call.output, compile, info)
+
+
+def _lower_and_compile(module, target, options):
+    """(linalg module, vmfb, compile times, info): stepwell's passes (by default what
+    ``sw.compile`` runs: ``to-linalg`` with the target's pass options), then IREE cold."""
+    from stepwell import stages
+    from stepwell.pipeline import Pipeline
+    linalg = module.clone()
+    pipeline = Pipeline(stages.pipeline_text("linalg", target) if options.pipeline == DEFAULT_PIPELINE
+                        else options.pipeline)
+    _, passes_s, passes_cpu = _cpu_timed(lambda: pipeline.run(linalg))
+    vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(linalg, target))
+    compile = {"passes_s": passes_s, "iree_s": iree_s, "total_s": passes_s + iree_s,
+               "passes_cpu_s": passes_cpu, "iree_cpu_s": iree_cpu,
+               "passes": _group_timings(pipeline.timings)}
+    info = {"vmfb_bytes": len(vmfb)}
+    if options.dispatches:
+        info.update(_dispatches(linalg, target))
+    return linalg, vmfb, compile, info
 
 
 def _group_timings(timings) -> dict:
@@ -213,24 +221,17 @@ class StepwellJax(Runner):
         if why:
             raise Skip(why)
         import stepwell.jax as swjax
-        from stepwell.pipeline import Pipeline
         from stepwell.runtime import Executable
         args = w.args()
         jitted = swjax.jit(w.jax_fn, target=str(target))
         if not hasattr(jitted, "lower"):
             raise Skip("sw.jax.jit offers no lower() to compile ahead of the call")
         module, import_s = _timed(lambda: jitted.lower(*args))
-        linalg = module.clone()
-        pipeline = Pipeline(options.pipeline)
-        _, passes_s, passes_cpu = _cpu_timed(lambda: pipeline.run(linalg))
-        vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(linalg, target))
-        compile = {"import_s": import_s, "passes_s": passes_s, "iree_s": iree_s,
-                   "total_s": import_s + passes_s + iree_s, "passes_cpu_s": passes_cpu,
-                   "iree_cpu_s": iree_cpu, "passes": _group_timings(pipeline.timings)}
-        info = {"vmfb_bytes": len(vmfb), "raised": bool(getattr(module, "raised", False)),
-                "stablehlo_ops_left": sum(1 for line in str(linalg).splitlines() if "stablehlo." in line)}
-        if options.dispatches:
-            info.update(_dispatches(linalg, target))
+        linalg, vmfb, compile, info = _lower_and_compile(module, target, options)
+        compile["import_s"] = import_s
+        compile["total_s"] += import_s
+        info.update(raised=bool(getattr(module, "raised", False)),
+                    stablehlo_ops_left=sum(1 for line in str(linalg).splitlines() if "stablehlo." in line))
         reason = _compile_only(target)
         if reason:
             return Prepared(lambda: None, lambda: None, compile, info, False, reason)
