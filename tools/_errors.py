@@ -13,7 +13,6 @@ import argparse
 import difflib
 import os
 import sys
-import tempfile
 import traceback
 from typing import Callable
 
@@ -90,31 +89,12 @@ def write_atomic(path: str, text: str) -> None:
         raise StepwellError(f"cannot write output '{path}': it is a directory")
     if not os.path.isdir(directory):
         raise StepwellError(f"cannot write output '{path}': no such directory '{directory}'")
+    from stepwell.files import atomic_file
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        with atomic_file(path) as f:
+            f.write(text.encode("utf-8"))
     except OSError as e:
         raise StepwellError(f"cannot write output '{path}': {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        if os.path.exists(path):
-            try:
-                os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-            except OSError:
-                pass
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise StepwellError(f"cannot write output '{path}': {e.strerror}") from None
-        raise
 
 
 def version_text(prog: str) -> str:

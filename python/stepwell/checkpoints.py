@@ -301,17 +301,6 @@ def save_msgpack(path, tree) -> None:
 
 
 def _atomic(path, write) -> None:
-    import tempfile
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".stepwell-ckpt-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from stepwell.files import atomic_file
+    with atomic_file(path) as f:
+        write(f)

@@ -10,7 +10,8 @@ import tempfile
 @contextlib.contextmanager
 def atomic_file(path, suffix: str = ".tmp"):
     """A binary file object for ``path``: written to a temporary file in the same folder,
-    renamed over ``path`` on success (with the usual umask mode), removed on failure."""
+    renamed over ``path`` on success (keeping a replaced file's permissions, else the
+    usual umask mode), removed on failure."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=folder)
@@ -19,9 +20,13 @@ def atomic_file(path, suffix: str = ".tmp"):
             yield f
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

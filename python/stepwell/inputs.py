@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 import numpy as np
 
 from stepwell.diagnostics import StepwellError
+from stepwell.files import atomic_file
 from stepwell.types import TensorType, dtype_of, numpy_dtype
 
 __all__ = ["parse_input", "parse_inputs", "save_outputs", "format_output", "format_outputs"]
@@ -165,17 +165,8 @@ def save_outputs(path, outputs) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise StepwellError(f"cannot write '{path}': folder '{folder}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".stepwell-", suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(path, suffix=".npz.tmp") as f:
+        np.savez(f, **arrays)
 
 
 def format_output(array, max_elements: int = 1024) -> str:
