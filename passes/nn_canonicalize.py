@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from stepwell.ir import ir
 from stepwell.opspec import specs
-from stepwell.passes_base import Pass, apply_patterns, register
+from stepwell.passes_base import NO_MATCH, Pass, apply_patterns, producer as _producer, register, reshape_chain_rule
 
-NO_MATCH = True  # what a pattern function returns when it does not apply
-
-
-def _producer(value, name: str):
-    """The op named ``name`` that defines ``value``, else None."""
-    owner = value.owner
-    if isinstance(owner, ir.Block):
-        return None
-    owner = owner.operation
-    return owner if owner.name == name else None
 
 
 def _splat(value):
@@ -82,23 +72,6 @@ def fold_double_transpose(op, rewriter):
     return None
 
 
-# reshape(reshape(x)) == reshape(x): only the final shape matters.
-def fold_double_reshape(op, rewriter):
-    inner = _producer(op.operands[0], "nn.reshape")
-    if inner is None:
-        return NO_MATCH
-    source = inner.operands[0]
-    if source.type == op.results[0].type:
-        rewriter.replace_op(op, [source])
-    else:
-        with rewriter.ip, op.location:
-            new = ir.Operation.create("nn.reshape", results=[op.results[0].type],
-                                      operands=[source])
-        rewriter.replace_op(op, new)
-    _erase_if_dead(inner, rewriter)
-    return None
-
-
 def _fold_identity_operand(op, rewriter, identity):
     # x (op) c or c (op) x with c a splat of the identity element, result type == x type.
     a, b = op.operands[0], op.operands[1]
@@ -152,7 +125,8 @@ class NnCanonicalize(Pass):
         for root in ("nn.reshape", "nn.transpose", "nn.cast"):
             patterns.setdefault(root, []).append(fold_same_type)
         patterns.setdefault("nn.transpose", []).append(fold_double_transpose)
-        patterns.setdefault("nn.reshape", []).append(fold_double_reshape)
+        # reshape(reshape(x)) == reshape(x): only the final shape matters.
+        patterns.setdefault("nn.reshape", []).append(reshape_chain_rule("nn.reshape"))
         patterns.setdefault("nn.mul", []).append(fold_mul_one)
         patterns.setdefault("nn.add", []).append(fold_add_zero)
         apply_patterns(module, patterns)

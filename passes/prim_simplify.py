@@ -27,10 +27,9 @@ import numpy as np
 from stepwell import opspec
 from stepwell.dialects.prim import parse_contract_spec
 from stepwell.ir import arith, context, ir
-from stepwell.passes_base import Pass, apply_patterns, register
+from stepwell.passes_base import NO_MATCH, Pass, apply_patterns, producer as _producer, register, reshape_chain_rule
 from stepwell.types import FLOAT_DTYPES, INT_DTYPES, TensorType
 
-NO_MATCH = True  # what a rule returns when it does not apply
 MAX_FOLD_ELEMENTS = 64
 # Ops whose result is a splat whenever all operands are splats.
 SPLAT_PRESERVING = ("prim.map", "prim.cast", "prim.broadcast", "prim.reshape", "prim.transpose",
@@ -46,15 +45,6 @@ MAP_IDENTITIES = {"add": (0, (0, 1)), "sub": (0, (1,)), "mul": (1, (0, 1)), "div
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def _producer(value, name: str):
-    """The op named ``name`` that defines ``value``, else None."""
-    owner = value.owner
-    if isinstance(owner, ir.Block):
-        return None
-    owner = owner.operation
-    return owner if owner.name == name else None
 
 
 def _attr(op, name: str):
@@ -199,18 +189,6 @@ def fold_zero_pad(op, rewriter):
     rewriter.replace_op(op, [op.operands[0]])
 
 
-# reshape(reshape(x)) is one reshape of x (or x when the types agree).
-def fold_reshape_chain(op, rewriter):
-    inner = _producer(op.operands[0], "prim.reshape")
-    if inner is None:
-        return NO_MATCH
-    source = inner.operands[0]
-    if source.type == op.results[0].type:
-        rewriter.replace_op(op, [source])
-    else:
-        _replace(op, rewriter, "prim.reshape", source)
-
-
 # broadcast(broadcast(x, d1), d2) is broadcast(x, [d2[i] for i in d1]).
 def fold_broadcast_chain(op, rewriter):
     inner = _producer(op.operands[0], "prim.broadcast")
@@ -307,7 +285,8 @@ class PrimSimplify(Pass):
         patterns["prim.contract"].append(fold_transpose_into_contract)
         patterns["prim.transpose"] += [fold_identity_transpose, fold_transpose_chain,
                                        fold_contract_into_transpose]
-        patterns["prim.reshape"].append(fold_reshape_chain)
+        # reshape(reshape(x)) is one reshape of x (or x when the types agree).
+        patterns["prim.reshape"].append(reshape_chain_rule("prim.reshape"))
         patterns["prim.broadcast"].append(fold_broadcast_chain)
         patterns["prim.pad"].append(fold_zero_pad)
         patterns["prim.map"] += [fold_map_identity, fold_trivial_select]

@@ -12,7 +12,7 @@ import difflib
 from typing import ClassVar
 
 from stepwell.diagnostics import PassError, at
-from stepwell.ir import rewrite, context
+from stepwell.ir import context, ir, rewrite
 
 PASSES: dict[str, type["Pass"]] = {}
 
@@ -101,6 +101,39 @@ def register(cls: type[Pass]) -> type[Pass]:
 def suggest(name: str, names) -> str:
     close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+NO_MATCH = True  # what a pattern function returns when it does not apply
+
+
+def producer(value, name: str):
+    """The op named ``name`` that defines ``value``, else None."""
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    owner = owner.operation
+    return owner if owner.name == name else None
+
+
+def reshape_chain_rule(name: str):
+    """The pattern ``reshape(reshape(x)) -> reshape(x)`` (``x`` itself when the types
+    match) for the reshape op ``name`` (``nn.reshape``, ``prim.reshape``)."""
+    def fold(op, rewriter):
+        inner = producer(op.operands[0], name)
+        if inner is None:
+            return NO_MATCH
+        source = inner.operands[0]
+        if source.type == op.results[0].type:
+            rewriter.replace_op(op, [source])
+        else:
+            with rewriter.ip, op.location:
+                new = ir.Operation.create(name, results=[op.results[0].type], operands=[source])
+            rewriter.replace_op(op, new)
+        if not list(inner.results[0].uses):
+            rewriter.erase_op(inner)
+        return None
+    fold.__name__ = f"fold_{name.replace('.', '_')}_chain"
+    return fold
 
 
 def apply_patterns(module, patterns: dict) -> None:
