@@ -22,6 +22,7 @@ import numpy as np
 from stepwell.dialects.prim import parse_contract_spec
 from stepwell.ir import ir
 from stepwell.passes._linalg_text import amap, float_literal, function_text, splice
+from stepwell.passes_base import splat_value as _splat
 from stepwell.types import TensorType, is_float, numpy_dtype
 from stepwell.verifier import walk
 
@@ -38,17 +39,6 @@ def _def(value, name: str, **attrs):
         if key not in op.attributes or ir.StringAttr(op.attributes[key]).value != want:
             return None
     return op
-
-
-def _splat(value):
-    """The float of a splat ``arith.constant`` defining ``value``, else None."""
-    const = _def(value, "arith.constant")
-    if const is None:
-        return None
-    attr = const.attributes["value"]
-    if not isinstance(attr, ir.DenseFPElementsAttr) or not attr.is_splat:
-        return None
-    return attr.get_splat_value().value
 
 
 def _ints(op, name):

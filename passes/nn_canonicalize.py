@@ -4,20 +4,8 @@ from __future__ import annotations
 
 from stepwell.ir import ir
 from stepwell.opspec import specs
-from stepwell.passes_base import NO_MATCH, Pass, apply_patterns, producer as _producer, register, reshape_chain_rule
-
-
-
-def _splat(value):
-    """The scalar of a splat ``arith.constant`` defining ``value``, else None."""
-    const = _producer(value, "arith.constant")
-    if const is None:
-        return None
-    attr = const.attributes["value"]
-    if not isinstance(attr, ir.DenseElementsAttr) or not attr.is_splat:
-        return None
-    scalar = attr.get_splat_value()
-    return scalar.value if isinstance(scalar, (ir.FloatAttr, ir.IntegerAttr)) else None
+from stepwell.passes_base import (NO_MATCH, Pass, apply_patterns, producer as _producer, register,
+                                  reshape_chain_rule, splat_value as _splat)
 
 
 def _permutation(op) -> list[int]:

@@ -10,7 +10,7 @@ from stepwell.dialects.prim import parse_contract_spec
 from stepwell.ir import ir
 from stepwell.opspec import is_custom
 from stepwell.passes._linalg_text import amap, function_text, identity, splice
-from stepwell.passes_base import Pass, fail_at, register
+from stepwell.passes_base import Pass, fail_at, producer, register, splat_value as _splat
 from stepwell.types import TensorType, is_float, numpy_dtype
 from stepwell.verifier import walk
 
@@ -194,21 +194,10 @@ def scalar_fn(s, fn: str, xs, t: str) -> str:
     raise Unsupported(f"fn '{fn}' on {t}")
 
 
-def _splat(value):
-    """The scalar of a splat ``arith.constant`` tensor, else None."""
-    owner = value.owner
-    if not isinstance(owner, ir.OpView) or owner.operation.name != "arith.constant":
-        return None
-    attr = owner.attributes["value"]
-    if isinstance(attr, (ir.DenseFPElementsAttr, ir.DenseIntElementsAttr)) and attr.is_splat:
-        return attr.get_splat_value().value
-    return None
-
-
 def _broadcast_source(value):
     """(input, the result dims it keeps) of a static ``linalg.broadcast``, else None."""
-    owner = value.owner
-    if not isinstance(owner, ir.OpView) or owner.operation.name != "linalg.broadcast":
+    owner = producer(value, "linalg.broadcast")
+    if owner is None:
         return None
     added = set(ir.DenseI64ArrayAttr(owner.attributes["dimensions"]))
     rank = _ttype(value).rank

@@ -115,6 +115,18 @@ def producer(value, name: str):
     return owner if owner.name == name else None
 
 
+def splat_value(value):
+    """The scalar of a splat ``arith.constant`` defining ``value``, else None."""
+    const = producer(value, "arith.constant")
+    if const is None:
+        return None
+    attr = const.attributes["value"]
+    if not isinstance(attr, ir.DenseElementsAttr) or not attr.is_splat:
+        return None
+    scalar = attr.get_splat_value()
+    return scalar.value if isinstance(scalar, (ir.FloatAttr, ir.IntegerAttr)) else None
+
+
 def reshape_chain_rule(name: str):
     """The pattern ``reshape(reshape(x)) -> reshape(x)`` (``x`` itself when the types
     match) for the reshape op ``name`` (``nn.reshape``, ``prim.reshape``)."""
