@@ -78,12 +78,6 @@ class NnQuantizeWeights(Pass):
             for op in [o for o in walk(module.operation) if o.name in ("nn.linear", "nn.matmul")]:
                 self._rewrite(op)
 
-    def _group_size(self, k: int) -> int | None:
-        gs = self.group_size
-        if gs in (0, -1) or gs >= k:
-            return 0
-        return gs if k % gs == 0 else None
-
     def _rewrite(self, op) -> None:
         x, w = op.operands[0], op.operands[1]
         xt = TensorType.from_mlir(x.type)
@@ -91,7 +85,7 @@ class NnQuantizeWeights(Pass):
         if weight is None or xt is None or not is_float(xt.dtype) or xt.rank < 1:
             return
         k, n = weight.shape
-        gs = self._group_size(k)
+        gs = qz.effective_group_size(self.group_size, k)
         if gs is None or (self.bits == 4 and n % 2):
             return
         q, scales, zero = qz.quantize_weight(weight, self.bits, gs, self.symmetric)

@@ -104,14 +104,6 @@ class Plan:
     stablehlo: bool = False     # some weights are dequantized in StableHLO (dot_general uses)
 
 
-def _group_size(gs: int, k: int) -> int | None:
-    """As nn-quantize-weights: 0 per channel (0/-1, or a group at least ``in``), None if
-    the group size does not divide ``in``."""
-    if gs in (0, -1) or gs >= k:
-        return 0
-    return gs if k % gs == 0 else None
-
-
 def _owner(use):
     owner = use.owner
     return getattr(owner, "operation", owner)
@@ -163,6 +155,7 @@ def rewrite(module, names: list[str], n_params: int, opts: Options) -> Plan:
     dimension arguments, then ``n_params`` parameters named ``names``, then the inputs)
     in place; returns the plan that says which arrays the archive gets."""
     from stepwell import opspec
+    from stepwell import quantize as qz
     from stepwell.export import dim_vars
     from stepwell.ir import context, ir
     from stepwell.types import TensorType, is_float
@@ -198,7 +191,7 @@ def rewrite(module, names: list[str], n_params: int, opts: Options) -> Plan:
             if not layers:
                 return
             k, n = t.shape
-            gs = _group_size(opts.group_size, k)
+            gs = qz.effective_group_size(opts.group_size, k)
             why = None
             if gs is None:
                 why = f"group size {opts.group_size} does not divide in ({k})"

@@ -331,7 +331,7 @@ def _quant_flags(plan, module, tgt, flags) -> tuple:
     if plan is None or not plan.stablehlo or any(
             op.name == "nn.quantized_linear" for op in walk(module.operation)):
         return flags       # (nn.quantized_linear modules get them from iree_flags)
-    extra = qz.DEQUANT_FLAGS + (qz.DEQUANT_FLAGS_CPU if tgt.backend == "llvm-cpu" else ())
+    extra = qz.dequant_flags(tgt)
     given = {f.split("=")[0] for f in flags}
     return flags + tuple(f for f in extra if f.split("=")[0] not in given)
 

@@ -126,6 +126,14 @@ def unpack_int4(p) -> np.ndarray:
     return np.concatenate([lo, hi], axis=-1).astype(np.int8)
 
 
+def effective_group_size(group_size: int, k: int) -> int | None:
+    """The group size a weight with ``k`` inputs gets: 0 (one group per output channel)
+    for 0/-1 or a group at least ``k``, None when ``group_size`` does not divide ``k``."""
+    if group_size in (0, -1) or group_size >= k:
+        return 0
+    return group_size if k % group_size == 0 else None
+
+
 def quantize_weight(w, bits: int = 8, group_size: int = 0, symmetric: bool = True):
     """A ``[in, out]`` weight as ``nn.quantized_linear`` operands:
     (qweight i8 ``[in, out]`` or packed ``[in, out/2]``, scales f32 ``[groups, out]``,
@@ -204,9 +212,12 @@ def has_weight_dequantization(module) -> bool:
                for op in walk(module.operation))
 
 
+def dequant_flags(target) -> tuple[str, ...]:
+    """The iree-compile flags that keep a dequantized weight fused, for ``target``."""
+    return DEQUANT_FLAGS + (DEQUANT_FLAGS_CPU if target.backend == "llvm-cpu" else ())
+
+
 def iree_flags(module, target) -> tuple[str, ...]:
     """Extra iree-compile flags for a linalg-level ``module``: the dequantization flags
     when it dequantizes weights into contractions, else none."""
-    if not has_weight_dequantization(module):
-        return ()
-    return DEQUANT_FLAGS + (DEQUANT_FLAGS_CPU if target.backend == "llvm-cpu" else ())
+    return dequant_flags(target) if has_weight_dequantization(module) else ()
