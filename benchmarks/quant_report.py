@@ -42,7 +42,7 @@ def _policy(name: str) -> str:
 
 
 def _apply(module, name):
-    from stepwell.pipeline import Pipeline
+    from stepwell.core.pipeline import Pipeline
     from stepwell.passes.nn_precision import apply_policy
     if name == "int4-g32-asym":
         m = module.clone()
@@ -52,8 +52,8 @@ def _apply(module, name):
 
 
 def _constant_bytes(module) -> int:
-    from stepwell.types import TensorType
-    from stepwell.verifier import walk
+    from stepwell.core.types import TensorType
+    from stepwell.core.verifier import walk
     total = 0
     for op in walk(module.operation):
         if op.name == "arith.constant":
@@ -64,7 +64,7 @@ def _constant_bytes(module) -> int:
 
 
 def _dispatch_count(module) -> int:
-    from stepwell import compiler
+    from stepwell.compiler import driver as compiler
     return len(re.findall(r"flow\.dispatch @", compiler.compile_to(module, "dispatch")))
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stepwell.opspec import check, fail
-from stepwell.types import TensorType, is_float
+from stepwell.core.opspec import check, fail
+from stepwell.core.types import TensorType, is_float
 
 
 def norm_axis(axis: int, rank: int, what: str = "axis") -> int:

@@ -17,8 +17,8 @@ import numpy as np
 from stepwell.dialects._common import (
     broadcast_shapes, conv2d_nhwc, conv_padding, dims_agree, float_type, merge_dim, norm_axes,
     norm_axis, num_elements, rank_is, same_dtype, shape_agrees, shape_str, upcast)
-from stepwell.opspec import Attr, Operand, check, fail, op
-from stepwell.types import TensorType, is_float
+from stepwell.core.opspec import Attr, Operand, check, fail, op
+from stepwell.core.types import TensorType, is_float
 
 
 def _vector_like(t: TensorType | None, size, dtype: str, what: str, why: str) -> None:

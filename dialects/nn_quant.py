@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from stepwell import quantize as qz
+from stepwell.core import quantize as qz
 from stepwell.dialects._common import dims_agree, norm_axis, shape_agrees, shape_str, upcast
-from stepwell.opspec import Attr, Operand, check, fail, op
-from stepwell.types import TensorType, is_float
+from stepwell.core.opspec import Attr, Operand, check, fail, op
+from stepwell.core.types import TensorType, is_float
 
 
 def _attrs(axis_default=0):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from stepwell.dialects._common import conv2d_nhwc, norm_axis, num_elements, same_dtype
-from stepwell.opspec import Attr, Operand, check, fail, op
-from stepwell.types import TensorType, is_float
+from stepwell.core.opspec import Attr, Operand, check, fail, op
+from stepwell.core.types import TensorType, is_float
 
 # -- prim.contract --------------------------------------------------------------
 

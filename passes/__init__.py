@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from stepwell.passes_base import PASSES, Pass, register  # noqa: F401
+from stepwell.core.passes_base import PASSES, Pass, register  # noqa: F401
 
 
 def _module_names() -> list[str]:

@@ -20,11 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 from stepwell.dialects.prim import parse_contract_spec
-from stepwell.ir import ir
+from stepwell.core.ir import ir
 from stepwell.passes._linalg_text import amap, float_literal, function_text, splice
-from stepwell.passes_base import splat_value as _splat
-from stepwell.types import TensorType, is_float, numpy_dtype
-from stepwell.verifier import walk
+from stepwell.core.passes_base import splat_value as _splat
+from stepwell.core.types import TensorType, is_float, numpy_dtype
+from stepwell.core.verifier import walk
 
 
 def _def(value, name: str, **attrs):

@@ -13,9 +13,9 @@ import itertools
 
 import numpy as np
 
-from stepwell.ir import context, ir
-from stepwell.types import TensorType, is_float, numpy_dtype
-from stepwell.verifier import walk
+from stepwell.core.ir import context, ir
+from stepwell.core.types import TensorType, is_float, numpy_dtype
+from stepwell.core.verifier import walk
 
 
 def float_literal(value: float, dtype: str) -> str:

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 
-from stepwell import quantize as qz
+from stepwell.core import quantize as qz
 from stepwell.dialects.nn_quant import unpacked_shape
-from stepwell.prim_builder import PrimBuilder, ttype
+from stepwell.dialects.prim_builder import PrimBuilder, ttype
 
 
 def _wide(dtype: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from stepwell.dialects.prim import parse_contract_spec
-from stepwell.types import is_float
+from stepwell.core.types import is_float
 
 from stepwell.passes._stablehlo_match import (
     K, Bind, Either, Expand, Map, Mean, Op, Reduce, Unit, Var, attr, expansion, match, nonunit,

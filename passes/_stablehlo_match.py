@@ -19,10 +19,10 @@ import math
 
 import numpy as np
 
-from stepwell import opspec
-from stepwell.ir import ir
-from stepwell.prim_builder import PrimBuilder
-from stepwell.types import TensorType
+from stepwell.core import opspec
+from stepwell.core.ir import ir
+from stepwell.dialects.prim_builder import PrimBuilder
+from stepwell.core.types import TensorType
 
 NO_MATCH = True  # what a rewrite function returns when it does not apply
 COMMUTATIVE = ("add", "mul", "max", "min", "and", "or", "xor", "eq", "ne")

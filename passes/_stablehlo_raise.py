@@ -14,8 +14,8 @@ import re
 
 import numpy as np
 
-from stepwell.ir import arith, ir
-from stepwell.types import FLOAT_DTYPES, INT_DTYPES
+from stepwell.core.ir import arith, ir
+from stepwell.core.types import FLOAT_DTYPES, INT_DTYPES
 
 from stepwell.passes._stablehlo_match import attr, shape, splat, ttype
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from stepwell import tiling
-from stepwell.diagnostics import PassError
-from stepwell.ir import context, ir, linalg, passmanager
-from stepwell.module import Module
-from stepwell.passes_base import Pass, register
-from stepwell.verifier import walk
+from stepwell.targets import tiling
+from stepwell.core.diagnostics import PassError
+from stepwell.core.ir import context, ir, linalg, passmanager
+from stepwell.core.module import Module
+from stepwell.core.passes_base import Pass, register
+from stepwell.core.verifier import walk
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from stepwell.ir import ir
-from stepwell.opspec import specs
-from stepwell.passes_base import (NO_MATCH, Pass, apply_patterns, producer as _producer, register,
+from stepwell.core.ir import ir
+from stepwell.core.opspec import specs
+from stepwell.core.passes_base import (NO_MATCH, Pass, apply_patterns, producer as _producer, register,
                                   reshape_chain_rule, splat_value as _splat)
 
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from stepwell import opspec
-from stepwell.diagnostics import StepwellError
-from stepwell.ir import arith, context, ir
-from stepwell.passes_base import Pass, register
-from stepwell.types import TensorType, is_float, numpy_dtype
+from stepwell.core import opspec
+from stepwell.core.diagnostics import StepwellError
+from stepwell.core.ir import arith, context, ir
+from stepwell.core.passes_base import Pass, register
+from stepwell.core.types import TensorType, is_float, numpy_dtype
 
 LOW = ("bf16", "f16")
 DEFAULT_KEEP = ("layer_norm", "rms_norm", "softmax", "reduce_sum", "reduce_mean", "reduce_max", "attention")
@@ -88,7 +88,7 @@ def _shaped_constant(value, depth: int = 4):
     src = owner.operands[0]
     inner = _owner(src)
     if inner is not None and inner.name == "arith.constant":
-        from stepwell.interpreter import constant_value
+        from stepwell.core.constants import constant_value
         if not isinstance(inner.attributes["value"], ir.DenseElementsAttr):
             return None
         data = constant_value(inner.attributes["value"], src.type)
@@ -254,7 +254,7 @@ def check_target(precision: str | None, target, module=None) -> None:
     if target is None:
         return
     if target.backend in INT4_UNSUPPORTED:
-        from stepwell.verifier import walk
+        from stepwell.core.verifier import walk
         int4 = precision is not None and "int4" in str(precision)
         int4 = int4 or module is not None and any(
             op.name in ("nn.quantized_linear", "nn.dequantize", "nn.quantize") and "bits" in op.attributes
@@ -273,8 +273,8 @@ def check_target(precision: str | None, target, module=None) -> None:
 
 def apply_policy(module, precision: str):
     """A copy of an nn-level ``module`` with the precision policy applied."""
-    from stepwell.pipeline import Pipeline
-    from stepwell.verifier import walk
+    from stepwell.core.pipeline import Pipeline
+    from stepwell.core.verifier import walk
     text = policy_pipeline(precision)
     if text and not any(op.name.startswith("nn.") for op in walk(module.operation)):
         raise StepwellError(f"precision '{precision}' applies to nn-level modules: "

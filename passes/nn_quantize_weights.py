@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from stepwell import opspec
-from stepwell import quantize as qz
-from stepwell.diagnostics import StepwellError
-from stepwell.interpreter import constant_value
-from stepwell.ir import arith, context, ir
-from stepwell.passes_base import Pass, register
-from stepwell.types import TensorType, is_float
-from stepwell.verifier import walk
+from stepwell.core import opspec
+from stepwell.core import quantize as qz
+from stepwell.core.diagnostics import StepwellError
+from stepwell.core.constants import constant_value
+from stepwell.core.ir import arith, context, ir
+from stepwell.core.passes_base import Pass, register
+from stepwell.core.types import TensorType, is_float
+from stepwell.core.verifier import walk
 
 
 def _constant_weight(value):

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 
-from stepwell import opspec
+from stepwell.core import opspec
 from stepwell.passes._quant_lowering import RULES as QUANT_RULES
-from stepwell.passes_base import Pass, apply_patterns, register
-from stepwell.prim_builder import PrimBuilder, ttype
-from stepwell.types import TensorType
+from stepwell.core.passes_base import Pass, apply_patterns, register
+from stepwell.dialects.prim_builder import PrimBuilder, ttype
+from stepwell.core.types import TensorType
 
 
 def _matmul(b: PrimBuilder, s, x, w):

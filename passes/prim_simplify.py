@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from stepwell import opspec
+from stepwell.core import opspec
 from stepwell.dialects.prim import parse_contract_spec
-from stepwell.ir import arith, context, ir
-from stepwell.passes_base import NO_MATCH, Pass, apply_patterns, producer as _producer, register, reshape_chain_rule
-from stepwell.types import FLOAT_DTYPES, INT_DTYPES, TensorType
+from stepwell.core.ir import arith, context, ir
+from stepwell.core.passes_base import NO_MATCH, Pass, apply_patterns, producer as _producer, register, reshape_chain_rule
+from stepwell.core.types import FLOAT_DTYPES, INT_DTYPES, TensorType
 
 MAX_FOLD_ELEMENTS = 64
 # Ops whose result is a splat whenever all operands are splats.

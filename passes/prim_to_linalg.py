@@ -7,12 +7,12 @@ import functools
 import numpy as np
 
 from stepwell.dialects.prim import parse_contract_spec
-from stepwell.ir import ir
-from stepwell.opspec import is_custom
+from stepwell.core.ir import ir
+from stepwell.core.opspec import is_custom
 from stepwell.passes._linalg_text import amap, function_text, identity, splice
-from stepwell.passes_base import Pass, fail_at, producer, register, splat_value as _splat
-from stepwell.types import TensorType, is_float, numpy_dtype
-from stepwell.verifier import walk
+from stepwell.core.passes_base import Pass, fail_at, producer, register, splat_value as _splat
+from stepwell.core.types import TensorType, is_float, numpy_dtype
+from stepwell.core.verifier import walk
 
 
 class Unsupported(Exception):

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import collections
 
-from stepwell.ir import context, ir, passmanager
-from stepwell.passes_base import Pass, apply_patterns, register
+from stepwell.core.ir import context, ir, passmanager
+from stepwell.core.passes_base import Pass, apply_patterns, register
 from stepwell.passes.prim_simplify import erase_dead, fold_constants, fold_map_identity, fold_same_type
 
 from stepwell.passes import _stablehlo_composites as composite_rules
@@ -56,7 +56,7 @@ def _in_function(op) -> bool:
 def _mark_shape_computations(module) -> None:
     """Mark the ops computing the shape operands of dynamic-shape StableHLO ops: IREE folds
     those chains while they are StableHLO, so they stay StableHLO."""
-    from stepwell.verifier import walk
+    from stepwell.core.verifier import walk
     work = []
     for op in walk(module.operation):
         if op.name in DYNAMIC_SHAPE_OPS:
@@ -72,7 +72,7 @@ def _mark_shape_computations(module) -> None:
 
 
 def _unmark(module) -> None:
-    from stepwell.verifier import walk
+    from stepwell.core.verifier import walk
     for op in walk(module.operation):
         if KEEP in op.attributes:
             del op.attributes[KEEP]
@@ -105,7 +105,7 @@ def _pattern(rule, check=None):
 
 def _cleanups() -> dict:
     """The prim clean-ups every phase runs (dead ops, splat folding, broadcast chains)."""
-    from stepwell import opspec
+    from stepwell.core import opspec
     patterns = collections.defaultdict(list)
     for spec in opspec.specs():
         patterns[spec.name].append(erase_dead)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import difflib
 import threading
 
-from stepwell.diagnostics import StepwellError
+from stepwell.core import hooks
+from stepwell.core.diagnostics import StepwellError
 from stepwell.targets import cpu, cuda, rocm, vulkan
 from stepwell.targets._base import Availability, Capabilities, Option, Target
 
@@ -70,9 +71,8 @@ def available(target: "str | Target") -> Availability:
         return Availability(False, f"target '{t.spec}' makes {t.arch} code and this machine is "
                                    f"{here}: compile only (run the .vmfb on {t.arch} hardware)")
     with _LOCK:
-        if t.driver not in _AVAILABLE:
-            from stepwell import runtime
-            _AVAILABLE[t.driver] = runtime.probe_driver(t.driver)
+        if t.driver not in _AVAILABLE:  # the runtime (a higher layer) answers through its hook
+            _AVAILABLE[t.driver] = hooks.get("probe_driver")(t.driver)
         return _AVAILABLE[t.driver]
 
 

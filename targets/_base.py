@@ -13,7 +13,7 @@ import difflib
 import logging
 from dataclasses import dataclass, replace
 
-from stepwell.diagnostics import StepwellError
+from stepwell.core.diagnostics import StepwellError
 
 log = logging.getLogger("stepwell.targets")
 _LOGGED: set[str] = set()

@@ -43,7 +43,7 @@ def print_diagnostics(diagnostics, stream=None) -> None:
 
 def guarded(body: Callable[[], int], *, debug: bool = False) -> int:
     """Run ``body`` and turn every exception into ``error:`` lines and status 1."""
-    from stepwell.diagnostics import StepwellError
+    from stepwell.core.diagnostics import StepwellError
 
     try:
         return int(body() or 0)
@@ -82,14 +82,14 @@ def write_atomic(path: str, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from stepwell.diagnostics import StepwellError
+    from stepwell.core.diagnostics import StepwellError
 
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise StepwellError(f"cannot write output '{path}': it is a directory")
     if not os.path.isdir(directory):
         raise StepwellError(f"cannot write output '{path}': no such directory '{directory}'")
-    from stepwell.files import atomic_file
+    from stepwell.core.files import atomic_file
     try:
         with atomic_file(path) as f:
             f.write(text.encode("utf-8"))
@@ -100,10 +100,10 @@ def write_atomic(path: str, text: str) -> None:
 def version_text(prog: str) -> str:
     from importlib import metadata
 
-    import stepwell
+    from stepwell.core.version import __version__
 
     try:
         iree = metadata.version("iree-base-compiler")
     except metadata.PackageNotFoundError:
         iree = "unknown"
-    return f"{prog} {stepwell.__version__} (MLIR from iree-base-compiler {iree})"
+    return f"{prog} {__version__} (MLIR from iree-base-compiler {iree})"

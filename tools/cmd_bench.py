@@ -63,7 +63,7 @@ def run(args) -> int:
 
     from stepwell import targets
     from stepwell.bench import Options, RUNNERS, report, select
-    from stepwell.diagnostics import StepwellError
+    from stepwell.core.diagnostics import StepwellError
 
     if args.quick and args.tiny:
         raise StepwellError("--quick and --tiny exclude each other")
@@ -110,7 +110,7 @@ def run(args) -> int:
 def _check_writable(path) -> None:
     import os
 
-    from stepwell.diagnostics import StepwellError
+    from stepwell.core.diagnostics import StepwellError
     if path is None:
         return
     folder = os.path.dirname(os.path.abspath(path))

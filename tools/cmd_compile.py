@@ -16,7 +16,7 @@ RAISE_PASS = "stablehlo-to-nn"
 
 
 def add_parser(subparsers):
-    from stepwell.stages import STAGES
+    from stepwell.compiler.stages import STAGES
     p = subparsers.add_parser(
         "compile", help="compile an MLIR or StableHLO file to a .vmfb, or print it at a stage",
         description="Lower an MLIR module down the stage ladder and compile it with IREE. "
@@ -48,15 +48,15 @@ def add_parser(subparsers):
 def _raise(module):
     """Run the raising pass (when installed) on a StableHLO module, in place."""
     from stepwell import passes
-    from stepwell.pipeline import Pipeline
+    from stepwell.core.pipeline import Pipeline
     if passes.get(RAISE_PASS) is not None:
         Pipeline(RAISE_PASS).run(module)
 
 
 def run(args) -> int:
-    from stepwell import compiler, stages
-    from stepwell.module import parse_file
-    from stepwell.stablehlo_input import resolve_input_type
+    from stepwell.compiler import driver as compiler, stages
+    from stepwell.core.module import parse_file
+    from stepwell.core.stablehlo import resolve_input_type
     from stepwell.tools._errors import write_atomic
 
     module = parse_file(args.input)  # (single-device Shardy annotations are dropped)

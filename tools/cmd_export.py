@@ -47,7 +47,7 @@ def add_parser(subparsers):
 
 
 def factory_kwargs(items) -> dict:
-    from stepwell.diagnostics import StepwellError
+    from stepwell.core.diagnostics import StepwellError
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -66,7 +66,7 @@ def load_factory(spec: str):
     import importlib.util
     import sys
 
-    from stepwell.diagnostics import StepwellError
+    from stepwell.core.diagnostics import StepwellError
     target, sep, name = spec.rpartition(":")
     if not sep or not target or os.sep in name or name.endswith(".py"):
         target, name = spec, "factory"
@@ -95,7 +95,7 @@ def load_factory(spec: str):
 
 
 def run(args) -> int:
-    from stepwell.diagnostics import StepwellError
+    from stepwell.core.diagnostics import StepwellError
     from stepwell.export import export
 
     factory = load_factory(args.factory)

@@ -26,9 +26,9 @@ def add_parser(subparsers):
 def run(args) -> int:
     import os
 
-    from stepwell import inputs
-    from stepwell.diagnostics import StepwellError
-    from stepwell.runtime import Executable
+    from stepwell.compiler import inputs
+    from stepwell.core.diagnostics import StepwellError
+    from stepwell.compiler.runtime import Executable
 
     if os.path.isdir(args.module):
         from stepwell.export import load
@@ -45,8 +45,8 @@ def run(args) -> int:
         raise StepwellError(f"no such file: '{args.module}'")
     target = args.target or "cpu"
     if args.module.endswith(".mlir"):
-        from stepwell import compiler
-        from stepwell.module import parse_file
+        from stepwell.compiler import driver as compiler
+        from stepwell.core.module import parse_file
         exe = compiler.compile(parse_file(args.module), target=target)
     else:
         exe = Executable.load(args.module, target=target)

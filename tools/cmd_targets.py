@@ -44,8 +44,9 @@ def _caps(caps) -> dict:
 
 def availability(t) -> dict:
     """Whether ``t`` runs here: driver present, device found, and the reason/fix if not."""
-    from stepwell import runtime, targets
-    from stepwell.runtime import _FIXES
+    from stepwell.compiler import runtime
+    from stepwell import targets
+    from stepwell.compiler.runtime import _FIXES
 
     try:
         import iree.runtime as rt

@@ -11,8 +11,8 @@ def add_parser(subparsers):
 def run(args) -> int:
     from importlib import metadata
 
-    import stepwell
-    print(f"stepwell {stepwell.__version__}")
+    from stepwell.core.version import __version__
+    print(f"stepwell {__version__}")
     for dist in ("iree-base-compiler", "iree-base-runtime", "jax", "numpy"):
         try:
             print(f"{dist} {metadata.version(dist)}")

@@ -28,7 +28,7 @@ def subcommand_modules() -> list[str]:
 def _broken(name: str, error: BaseException):
     """A stand-in subcommand for a module that failed to import: running it reports why."""
     def run(args) -> int:
-        from stepwell.diagnostics import StepwellError
+        from stepwell.core.diagnostics import StepwellError
         raise StepwellError(f"subcommand '{name}' is unavailable: {type(error).__name__}: {error} "
                             "(reinstall: pip install -e '.[test]')")
     return run

@@ -135,7 +135,7 @@ def _field_type(f: dataclasses.Field) -> str:
 
 
 def _field_default(f: dataclasses.Field) -> str:
-    from stepwell.passes_base import _format
+    from stepwell.core.passes_base import _format
     if f.default is not dataclasses.MISSING:
         return _format(f.default)
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
@@ -176,7 +176,7 @@ def _attr_default(kind_hint: tuple, value) -> str:
 
 
 def show_dialects() -> str:
-    from stepwell import opspec
+    from stepwell.core import opspec
     lines = []
     for dialect in opspec.DIALECTS:
         ops = opspec.specs(dialect)
@@ -263,7 +263,7 @@ def parse_expectations(text: str) -> list[Expectation]:
 def check_expectations(expected: list[Expectation], produced, name: str):
     """Match produced diagnostics against expectations; returns the error diagnostics
     (unexpected ones and expectations not met), empty when everything matched."""
-    from stepwell.diagnostics import Diagnostic
+    from stepwell.core.diagnostics import Diagnostic
     remaining = {id(e): e.count for e in expected}
     problems = []
     for d in produced:
@@ -289,7 +289,7 @@ def check_expectations(expected: list[Expectation], produced, name: str):
 # Running
 # ---------------------------------------------------------------------------
 def _instrumentation(args):
-    from stepwell.pipeline import Instrumentation
+    from stepwell.core.pipeline import Instrumentation
 
     @dataclasses.dataclass
     class OptInstrumentation(Instrumentation):
@@ -316,9 +316,9 @@ def _instrumentation(args):
 def _check_pass_name(name: str) -> None:
     """A ``--print-ir-before/after`` name must be a stepwell or upstream pass."""
     from stepwell import passes, pipelines
-    from stepwell.diagnostics import StepwellError
-    from stepwell.ir import context, ir, passmanager
-    from stepwell.passes_base import suggest
+    from stepwell.core.diagnostics import StepwellError
+    from stepwell.core.ir import context, ir, passmanager
+    from stepwell.core.passes_base import suggest
     if passes.get(name) is not None:
         return
     try:
@@ -338,8 +338,8 @@ class _Collector:
         self._handler = None
 
     def __enter__(self):
-        from stepwell.diagnostics import at
-        from stepwell.ir import context
+        from stepwell.core.diagnostics import at
+        from stepwell.core.ir import context
         severities = {"ERROR": "error", "WARNING": "warning", "NOTE": "note", "REMARK": "remark"}
 
         def handle(d):
@@ -363,8 +363,8 @@ class _Collector:
 
 def _process(text: str, name: str, pipeline, args, timings: dict) -> str:
     """Parse, verify, run the pipeline on one buffer; returns the printed result."""
-    from stepwell.module import parse
-    from stepwell.stablehlo_input import resolve_input_type
+    from stepwell.core.module import parse
+    from stepwell.core.stablehlo import resolve_input_type
     start = time.perf_counter()
     module = parse(text, name=name)
     resolve_input_type(module, args.input_type)
@@ -411,9 +411,9 @@ def _timing_report(timings: dict, total: float) -> str:
 
 
 def run(args) -> int:
-    from stepwell.diagnostics import StepwellError
-    from stepwell.module import read_source
-    from stepwell.pipeline import Pipeline
+    from stepwell.core.diagnostics import StepwellError
+    from stepwell.core.module import read_source
+    from stepwell.core.pipeline import Pipeline
 
     if args.list_passes or args.show_dialects:
         text = (list_passes() if args.list_passes else "") + (

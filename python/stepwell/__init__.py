@@ -4,36 +4,71 @@
     m = sw.parse(text)
     sw.Pipeline("nn-to-prim,prim-to-linalg").run(m)
     exe = sw.compile(m, target="cpu")
+
+This file is the public facade. The library underneath is layered, each layer
+importing only the ones below it (``tests/python/test_layering.py``):
+
+    core  <-  dialects, targets, pipelines, models  <-  passes  <-  compiler
+          <-  frontends  <-  export, numerics  <-  bench  <-  (sw.*, sw.jax)  <-  tools
+
+Where a lower layer must call a higher one (the op registry loading the dialects, a
+pipeline finding its passes), it goes through ``stepwell.core.hooks``, provided here.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from stepwell.diagnostics import Diagnostic, PassError, StepwellError, VerifyError
-from stepwell.module import Module, parse, parse_file
-from stepwell.opspec import Builders
-from stepwell.pipeline import Pipeline
-from stepwell.types import TensorType
+from stepwell import _compat
+from stepwell.core import hooks as _hooks
+from stepwell.core.diagnostics import Diagnostic, PassError, StepwellError, VerifyError
+from stepwell.core.module import Module, parse, parse_file
+from stepwell.core.opspec import Builders
+from stepwell.core.pipeline import Pipeline
+from stepwell.core.types import TensorType
+from stepwell.core.version import __version__
 
-__version__ = "0.1.0"
+
+def _load_dialects() -> None:
+    for name in ("nn", "nn_quant", "prim"):
+        importlib.import_module(f"stepwell.dialects.{name}")
+
+
+def _numerics_checker(*args, **kwargs):
+    from stepwell.numerics.check import NumericsChecker
+    return NumericsChecker(*args, **kwargs)
+
+
+def _probe_driver(driver: str):
+    from stepwell.compiler.runtime import probe_driver
+    return probe_driver(driver)
+
+
+# The calls lower layers make upward (stepwell/core/hooks.py), each importing on first use.
+_hooks.provide("dialects", _load_dialects)
+_hooks.provide("passes", lambda: importlib.import_module("stepwell.passes"))
+_hooks.provide("pipelines", lambda: importlib.import_module("stepwell.pipelines"))
+_hooks.provide("numerics_checker", _numerics_checker)
+_hooks.provide("probe_driver", _probe_driver)
+_compat.install()
 
 nn = Builders("nn")
 prim = Builders("prim")
 
 # Heavier parts load on first use (``sw.jax`` imports JAX, ``sw.compile`` IREE).
 _LAZY = {
-    "lower": ("stepwell.stages", "lower"),
-    "STAGES": ("stepwell.stages", "STAGES"),
-    "compile": ("stepwell.compiler", "compile"),
-    "Executable": ("stepwell.runtime", "Executable"),
+    "lower": ("stepwell.compiler.stages", "lower"),
+    "STAGES": ("stepwell.compiler.stages", "STAGES"),
+    "compile": ("stepwell.compiler.driver", "compile"),
+    "Executable": ("stepwell.compiler.runtime", "Executable"),
     "load": ("stepwell.export", "load"),
     "jax": ("stepwell.jax", None),
-    "testing": ("stepwell.testing", None),
+    "testing": ("stepwell.numerics.testing", None),
     "targets": ("stepwell.targets", None),
-    "interpreter": ("stepwell.interpreter", None),
-    "raising": ("stepwell.raising", None),
-    "cache": ("stepwell.cache", None),
+    "interpreter": ("stepwell.numerics.interpreter", None),
+    "raising": ("stepwell.frontends.jax.raising", None),
+    "cache": ("stepwell.compiler.cache", None),
+    "checkpoints": ("stepwell.export.checkpoints", None),
 }
 
 
@@ -46,4 +81,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["Diagnostic", "PassError", "StepwellError", "VerifyError", "Module", "parse",
-           "parse_file", "Pipeline", "TensorType", "nn", "prim", *_LAZY]
+           "parse_file", "Pipeline", "TensorType", "nn", "prim", "__version__", *_LAZY]

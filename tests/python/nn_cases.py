@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stepwell.types import TensorType
+from stepwell.core.types import TensorType
 
 T = TensorType.parse
 

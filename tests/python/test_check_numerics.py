@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import passes_base, verifier
-from stepwell.ir import ir
-from stepwell.numerics_check import NumericsChecker, NumericsError, random_inputs
+from stepwell.core import passes_base, verifier
+from stepwell.core.ir import ir
+from stepwell.numerics.check import NumericsChecker, NumericsError, random_inputs
 
 MODULE = """\
 func.func @main(%x: tensor<4x8xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {

@@ -8,8 +8,8 @@ import pytest
 jax = pytest.importorskip("jax")
 nn = pytest.importorskip("flax.linen")
 
-from stepwell import checkpoints as ck  # noqa: E402
-from stepwell.diagnostics import StepwellError  # noqa: E402
+from stepwell.export import checkpoints as ck  # noqa: E402
+from stepwell.core.diagnostics import StepwellError  # noqa: E402
 
 
 class MLP(nn.Module):

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import stepwell
-from stepwell import opspec, passes, pipelines
+from stepwell.core import opspec
+from stepwell import passes, pipelines
 from stepwell.tools import opt
 
 BIN = Path(sys.executable).parent
@@ -267,7 +268,7 @@ def test_verify_diagnostics_unexpected_success(tmp_path, capsys):
 
 def test_verify_diagnostics_pass_error(tmp_path, capsys):
     # An IR-invalidating pass: the post-pass verifier's error can be expected too.
-    from stepwell.passes_base import Pass, register
+    from stepwell.core.passes_base import Pass, register
 
     @register
     class BreakTypes(Pass):
@@ -275,8 +276,8 @@ def test_verify_diagnostics_pass_error(tmp_path, capsys):
         name = "test-opt-break-types"
 
         def run(self, module):
-            from stepwell.ir import context, ir
-            from stepwell.verifier import walk
+            from stepwell.core.ir import context, ir
+            from stepwell.core.verifier import walk
             for op in walk(module.operation):
                 if op.name == "nn.relu":
                     op.results[0].set_type(ir.Type.parse("tensor<4x8xf16>", context()))
@@ -394,7 +395,7 @@ def test_version():
 # ---------------------------------------------------------------------------
 CRASH = """
 import sys
-from stepwell.passes_base import Pass, register
+from stepwell.core.passes_base import Pass, register
 from stepwell.tools import opt
 
 @register

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import compiler, inputs
-from stepwell.runtime import Executable, parse_declaration
+from stepwell.compiler import driver as compiler, inputs
+from stepwell.compiler.runtime import Executable, parse_declaration
 
 # dtype name -> (numpy dtype, combining op of a linalg.generic "add")
 DTYPES = {
@@ -348,7 +348,7 @@ def test_clean_exit_with_live_executable(exe, tmp_path):
     script = tmp_path / "s.py"
     script.write_text(f"""
 import numpy as np
-from stepwell.runtime import Executable
+from stepwell.compiler.runtime import Executable
 EXE = Executable.load({str(tmp_path / "m.vmfb")!r}, {exe.target.spec!r})
 OUT = EXE(np.ones((4, 8), np.float32), np.ones((8, 3), np.float32))
 FN = EXE.function("exp")

@@ -55,7 +55,7 @@ def exports(tmp_path_factory):
     rng = np.random.default_rng(11)
     trained = jax.tree.map(lambda a: rng.normal(scale=0.3, size=a.shape).astype(np.float32), template)
     ckpt = str(tmp / "mlp.msgpack")
-    from stepwell import checkpoints
+    from stepwell.export import checkpoints
     checkpoints.save_msgpack(ckpt, trained)
     folder = str(tmp / "mlp")
     proc = subprocess.run([sys.executable, "-m", "stepwell.tools.main", "export",

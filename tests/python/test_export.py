@@ -15,7 +15,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import stepwell as sw  # noqa: E402
 from stepwell import export as ex  # noqa: E402
-from stepwell.diagnostics import StepwellError  # noqa: E402
+from stepwell.core.diagnostics import StepwellError  # noqa: E402
 
 
 def mlp(params, x):

@@ -20,8 +20,8 @@ import jax.numpy as jnp  # noqa: E402
 
 import stepwell as sw  # noqa: E402
 from stepwell import export as ex  # noqa: E402
-from stepwell import quantize as qz  # noqa: E402
-from stepwell.diagnostics import StepwellError  # noqa: E402
+from stepwell.core import quantize as qz  # noqa: E402
+from stepwell.core.diagnostics import StepwellError  # noqa: E402
 
 RNG = np.random.default_rng(0)
 K, H, N = 128, 256, 64

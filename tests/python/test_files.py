@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from stepwell.files import atomic_file
+from stepwell.core.files import atomic_file
 
 
 def test_replaces_whole_and_keeps_the_old_files_permissions(tmp_path):

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import stepwell as sw
 from stepwell.jax import raise_available
-from stepwell.testing import assert_matches_jax
+from stepwell.numerics.testing import assert_matches_jax
 
 slow = pytest.mark.slow
 

@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import compiler, stablehlo_input, targets, verifier
+from stepwell.compiler import driver as compiler, stablehlo_screen as stablehlo_input
+from stepwell.core import stablehlo
+from stepwell import targets
+from stepwell.core import verifier
 from stepwell.jax import JaxModule, raise_available
 
 HERE = os.path.basename(__file__)
@@ -58,10 +61,10 @@ def test_import_keeps_the_pytrees_and_signature():
 def test_import_keeps_jax_source_locations():
     m = sw.jax.import_function(_mlp, PARAMS, X, raise_ops=False)
     dot = next(op for op in verifier.walk(m.operation) if op.name == "stablehlo.dot_general")
-    from stepwell.diagnostics import location_parts
+    from stepwell.core.diagnostics import location_parts
     file, line, _ = location_parts(dot.location)
     assert file.endswith(HERE) and line == _mlp.__code__.co_firstlineno + 1
-    from stepwell.jax._jit import primitive_of
+    from stepwell.frontends.jax.jit import primitive_of
     assert primitive_of(dot) == "dot_general"
 
 
@@ -99,7 +102,7 @@ def test_single_device_shardy_annotations_are_removed():
     assert "sdy.mesh" in text and "sdy.sharding_constraint" in text  # JAX emits Shardy here ...
     assert "sdy" not in str(sw.parse(text))  # ... IREE's MLIR cannot parse it: it is dropped
     assert "sdy" not in str(sw.jax.import_function(f, np.ones(4, np.float32), raise_ops=False))
-    stripped = stablehlo_input.strip_shardy_text(text)
+    stripped = stablehlo.strip_shardy_text(text)
     assert "sdy" not in stripped and "stablehlo.multiply" in stripped
 
 

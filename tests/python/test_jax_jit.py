@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import passes_base
+from stepwell.core import passes_base
 from stepwell.jax import raise_available
 
 RNG = np.random.default_rng(0)
@@ -118,7 +118,7 @@ def test_a_raising_failure_suggests_raise_ops_false(monkeypatch):
         name = "stablehlo-to-nn"
 
         def run(self, module):
-            from stepwell import verifier
+            from stepwell.core import verifier
             for op in verifier.walk(module.operation):
                 if op.name == "stablehlo.tanh":
                     raise passes_base.fail_at(op, "'stablehlo.tanh' cannot be raised")
@@ -140,8 +140,8 @@ def test_a_raising_failure_suggests_raise_ops_false(monkeypatch):
 def test_explain_names_the_primitive_of_a_failed_compile():
     """A compile failure on a raised op (whatever the raising made of it) is restated
     with the JAX primitive and the raise_ops=False fallback."""
-    from stepwell.diagnostics import Diagnostic
-    from stepwell.jax._jit import explain
+    from stepwell.core.diagnostics import Diagnostic
+    from stepwell.frontends.jax.jit import explain
     m = sw.jax.import_function(lambda x: jnp.tanh(x), X, raise_ops=False)
     err = sw.StepwellError([Diagnostic("iree-compile: failed to legalize operation 'stablehlo.tanh'",
                                        "error", "f.py", 3, 1)])

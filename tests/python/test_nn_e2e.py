@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import stepwell as sw
-from stepwell import interpreter
-from stepwell.testing import assert_close
+from stepwell.numerics import interpreter
+from stepwell.numerics.testing import assert_close
 
 from nn_cases import CASES, inputs, module
 from target_checks import missing_features, skip_unsupported

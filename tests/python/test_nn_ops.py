@@ -16,9 +16,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import stepwell as sw
-from stepwell import opspec
-from stepwell.ir import context, func, ir
-from stepwell.types import TensorType
+from stepwell.core import opspec
+from stepwell.core.ir import context, func, ir
+from stepwell.core.types import TensorType
 
 NN_OPS = sorted(
     ["matmul", "linear", "conv2d", "add", "sub", "mul", "div", "maximum", "minimum", "relu",
@@ -323,7 +323,7 @@ def check_op(name, arrays, attrs=None, expected=None, results=None, rtol=None, a
     spec = opspec.lookup(f"nn.{name}")
     got = spec.evaluate(arrays, attrs, results)[0]
     present = [np.asarray(a) for a in arrays if a is not None]
-    from stepwell.types import dtype_of
+    from stepwell.core.types import dtype_of
     sig = spec.bind([TensorType(a.shape, dtype_of(a.dtype)) for a in present], dict(attrs or {}), results)
     inferred = spec.infer_results(sig)[0]
     want = np.asarray(expected)

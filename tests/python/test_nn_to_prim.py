@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import interpreter
+from stepwell.numerics import interpreter
 
 from nn_cases import CASES, inputs, module
 

@@ -9,9 +9,9 @@ import pytest
 
 import stepwell as sw
 from stepwell import passes, pipelines
-from stepwell.diagnostics import StepwellError
-from stepwell.passes_base import Pass, register
-from stepwell.pipeline import Instrumentation, PipelineSyntaxError, parse_elements, parse_options
+from stepwell.core.diagnostics import StepwellError
+from stepwell.core.passes_base import Pass, register
+from stepwell.core.pipeline import Instrumentation, PipelineSyntaxError, parse_elements, parse_options
 
 IR = """\
 func.func @f(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
@@ -48,8 +48,8 @@ class InvalidatingPass(Pass):
     name = "test-pipeline-invalidate"
 
     def run(self, module):
-        from stepwell.ir import ir
-        from stepwell.verifier import walk
+        from stepwell.core.ir import ir
+        from stepwell.core.verifier import walk
         for op in walk(module.operation):
             if op.name == "nn.add":
                 with ir.InsertionPoint(op), op.location:

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import interpreter
+from stepwell.numerics import interpreter
 from stepwell.passes.nn_precision import apply_policy, policy_pipeline
-from stepwell.testing import assert_close
+from stepwell.numerics.testing import assert_close
 
 LOW = {"bf16": jnp.bfloat16, "f16": jnp.float16}
 RNG = np.random.default_rng(0)

@@ -15,10 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import stepwell as sw
-from stepwell import opspec
+from stepwell.core import opspec
 from stepwell.dialects.prim import MAP_FNS
-from stepwell.ir import context, func, ir
-from stepwell.types import TensorType
+from stepwell.core.ir import context, func, ir
+from stepwell.core.types import TensorType
 
 PRIM_OPS = sorted(s.name for s in opspec.specs("prim"))
 

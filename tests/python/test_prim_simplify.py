@@ -13,10 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import stepwell as sw
-from stepwell import interpreter, opspec
+from stepwell.numerics import interpreter
+from stepwell.core import opspec
 from stepwell.dialects.prim import MAP_FNS
-from stepwell.ir import arith, context, func, ir
-from stepwell.types import TensorType, dtype_of
+from stepwell.core.ir import arith, context, func, ir
+from stepwell.core.types import TensorType, dtype_of
 
 LIT = pathlib.Path(__file__).parents[1] / "lit" / "prim-simplify.mlir"
 CHUNKS = [c for c in LIT.read_text().split("// -----") if "func.func" in c]

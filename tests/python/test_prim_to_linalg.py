@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import opspec
-from stepwell.types import TensorType, dtype_of
+from stepwell.core import opspec
+from stepwell.core.types import TensorType, dtype_of
 
 from target_checks import missing_features, skip_unsupported
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 import stepwell as sw
-from stepwell import compiler, interpreter
-from stepwell import quantize as qz
+from stepwell.compiler import driver as compiler
+from stepwell.numerics import interpreter
+from stepwell.core import quantize as qz
 
 # -- numpy math ---------------------------------------------------------------------------
 
@@ -230,15 +231,16 @@ def test_dequantization_is_fused_into_the_matmul_dispatch(bits, group_size):
 
 def test_iree_flags_only_for_dequantizing_modules():
     from stepwell import targets
+    from stepwell.compiler import quant_flags as qf
     cpu = targets.get("cpu")
     plain = sw.lower(sw.parse(_ql_function("f", 8, 0, True, False)[0].replace(
         '"nn.quantized_linear"', '"nn.quantized_linear"')), "linalg")
-    assert qz.iree_flags(plain, cpu) == qz.DEQUANT_FLAGS + qz.DEQUANT_FLAGS_CPU
+    assert qf.iree_flags(plain, cpu) == qf.DEQUANT_FLAGS + qf.DEQUANT_FLAGS_CPU
     f32 = sw.lower(sw.parse("func.func @f(%a: tensor<4x8xf32>, %b: tensor<8x2xf32>) -> tensor<4x2xf32> {\n"
                             '  %0 = "nn.matmul"(%a, %b) : (tensor<4x8xf32>, tensor<8x2xf32>) -> tensor<4x2xf32>\n'
                             "  return %0 : tensor<4x2xf32>\n}\n"), "linalg")
-    assert qz.iree_flags(f32, cpu) == ()
-    assert "--iree-global-opt-data-tiling=false" not in qz.iree_flags(plain, targets.get("vulkan"))
+    assert qf.iree_flags(f32, cpu) == ()
+    assert "--iree-global-opt-data-tiling=false" not in qf.iree_flags(plain, targets.get("vulkan"))
 
 
 # -- verifier errors -------------------------------------------------------------------------

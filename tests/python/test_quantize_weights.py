@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import interpreter
-from stepwell import quantize as qz
+from stepwell.numerics import interpreter
+from stepwell.core import quantize as qz
 
 RNG = np.random.default_rng(0)
 K, H, N = 128, 256, 64
@@ -87,7 +87,7 @@ def test_compiled_quantized_model(compiled, policy, bits, max_rel):
 
 def test_weights_are_stored_quantized(imported, compiled):
     from stepwell.passes.nn_precision import apply_policy
-    from stepwell.verifier import walk
+    from stepwell.core.verifier import walk
     f32, int8, int4 = (len(compiled[p].vmfb) for p in ("f32", "int8", "int4"))
     weights = W1.nbytes + W2.nbytes  # 192 KiB in f32
     assert f32 - int8 > 0.7 * weights and f32 - int4 > 0.7 * weights  # no f32 weight in the module

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import stepwell as sw
-from stepwell import interpreter
+from stepwell.numerics import interpreter
 from stepwell.passes.stablehlo_to_nn import StablehloToNn
-from stepwell.testing import assert_close
+from stepwell.numerics.testing import assert_close
 
 RNG = np.random.default_rng(0)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import compiler
-from stepwell.runtime import Executable
+from stepwell.compiler import driver as compiler
+from stepwell.compiler.runtime import Executable
 from stepwell.targets import Capabilities, Option, Target, _base
 
 from target_checks import (EM_AARCH64, EM_AMDGPU, EM_RISCV, EM_X86_64, SPIRV_MAGIC,
@@ -45,7 +45,7 @@ def test_names():
 
 
 def test_tables_are_consistent():
-    from stepwell.ir import iree_tools
+    from stepwell.core.ir import iree_tools
     backends = set(iree_tools.query_available_targets())
     for t in sw.targets.REGISTRY.values():
         assert t.backend in backends, t
@@ -86,7 +86,7 @@ def test_cpu_targets_data_tile():
 
 def test_x86_cpu_targets_widen_half_contractions():
     # prim-to-linalg{widen=true} on x86-64 (IREE's f16/bf16 microkernels are slower than f32's)
-    from stepwell import stages
+    from stepwell.compiler import stages
     assert "prim-to-linalg{widen=true}" in stages.pipeline_text("linalg", "cpu-generic").split(",")
     for name in ("vulkan", "cuda", "cpu-aarch64"):
         assert stages.pipeline_text("linalg", name) == "to-linalg", name
@@ -98,7 +98,7 @@ def test_half_matmul_on_cpu_is_widened_and_exact():
     # its operands (behind a barrier) and still rounds like an f32-accumulated product.
     from stepwell import nn
     from stepwell.bench.workloads import nn_function
-    from stepwell.types import TensorType
+    from stepwell.core.types import TensorType
     types = [TensorType((16, 32), "f16"), TensorType((32, 8), "f16")]
     m = nn_function("half", types, lambda a, b: nn.matmul(a, b))
     linalg = sw.lower(m, to="linalg", target="cpu-generic")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell.runtime import Executable
+from stepwell.compiler.runtime import Executable
 
 import nn_cases
 from target_checks import (COMPILE_ONLY, LAVAPIPE, check_arch, element_types, missing_features,

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import stepwell as sw
-from stepwell import passes, pipelines, tiling
-from stepwell.diagnostics import StepwellError
-from stepwell.ir import ir
-from stepwell.verifier import walk
+from stepwell import passes, pipelines
+from stepwell.targets import tiling
+from stepwell.core.diagnostics import StepwellError
+from stepwell.core.ir import ir
+from stepwell.core.verifier import walk
 
 MATMUL = """
 func.func @main(%a: tensor<64x128xf32>, %b: tensor<128x256xf32>, %c: tensor<64x256xf32>) -> tensor<64x256xf32> {

@@ -209,7 +209,7 @@ def _run_workload(w: Workload, runners, target, runnable: bool, options: Options
         except Skip as e:
             res = {"status": "skipped", "reason": str(e)}
         except Exception as e:  # noqa: BLE001  (one runner's failure is a result, not the end)
-            from stepwell.diagnostics import StepwellError
+            from stepwell.core.diagnostics import StepwellError
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             if not isinstance(e, StepwellError):
                 msg = f"{type(e).__name__}: {msg}"

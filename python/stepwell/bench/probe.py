@@ -62,7 +62,7 @@ class Probe:
     """Compile once; :meth:`measure` gives GFLOP/s."""
 
     def __init__(self, size: int = SIZE):
-        from stepwell import compiler
+        from stepwell.compiler import driver as compiler
         from stepwell.bench.runners import _IreeExecutable
         self.size = size
         self.flops = 2.0 * size * CHAINS * DEPTH

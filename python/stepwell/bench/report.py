@@ -247,7 +247,7 @@ def _jsonable(x):
 
 
 def _atomic_write(path: str, text: str | bytes) -> None:
-    from stepwell.files import atomic_file
+    from stepwell.core.files import atomic_file
     with atomic_file(path) as f:
         f.write(text.encode() if isinstance(text, str) else text)
 

@@ -3,7 +3,7 @@
 ===============  ==========================================================================
 ``stepwell``     the workload's ``nn`` module through stepwell's ``to-linalg`` pipeline,
                  then IREE with the target's flags (``sw.compile``)
-``stepwell-jax`` the JAX function through ``sw.jax.jit`` (when ``stepwell.jax`` has it)
+``stepwell-jax`` the JAX function through ``sw.jax.jit``
 ``stepwell-params`` the JAX function through ``sw.jax.export``: weights become IREE
                  parameters (globals), so IREE packs them once at load, not per call
 ``iree``         plain IREE on JAX's StableHLO (``jax.jit(f).lower(*args).as_text()``),
@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from stepwell.bench.workloads import Workload
+from stepwell.export import export, load
 
 
 class Skip(Exception):
@@ -80,7 +81,7 @@ def _cpu_timed(fn):
 
 
 def _host(x) -> np.ndarray:
-    from stepwell.runtime import to_host
+    from stepwell.compiler.runtime import to_host
     if isinstance(x, tuple):
         x = x[0]
     return np.asarray(to_host(x))
@@ -92,7 +93,7 @@ class _IreeExecutable:
     def __init__(self, exe, args):
         import iree.runtime as rt
 
-        from stepwell import runtime
+        from stepwell.compiler import runtime
         self.exe = exe
         fn = exe.function("main")
         fn.check_inputs(args)  # shapes and dtypes, with stepwell's messages
@@ -124,7 +125,7 @@ def _cold_vmfb(module, target, **kw) -> bytes:
     that the time is IREE's; the result lands in the in-memory cache."""
     import inspect
 
-    from stepwell import compiler
+    from stepwell.compiler import driver as compiler
     compiler.clear_cache()
     if "cache" in inspect.signature(compiler.compile_vmfb).parameters:
         kw["cache"] = False
@@ -136,7 +137,7 @@ def _dispatches(module, target, **kw) -> dict:
     ``main_dispatch_N_`` prefix) of the module as IREE's flow stage sees it."""
     import re
 
-    from stepwell import compiler
+    from stepwell.compiler import driver as compiler
     names = dispatch_names(compiler.compile_to(module, "dispatch", target=target, **kw))
     return {"dispatches": len(names), "dispatch_kinds": [re.sub(r"^\w+?_dispatch_\d+_", "", n) for n in names]}
 
@@ -148,32 +149,40 @@ class StepwellNN(Runner):
     def prepare(self, w, target, options) -> Prepared:
         if w.nn_module is None:
             raise Skip("no nn version of this workload")
-        from stepwell import compiler
-        from stepwell.runtime import Executable
+        from stepwell.compiler import driver as compiler
+        from stepwell.compiler.runtime import Executable
         module, build_s = _timed(w.build_nn)
         linalg, vmfb, compile, info = _lower_and_compile(module, target, options)
         compile["build_s"] = build_s
-        reason = _compile_only(target)
-        if reason:
-            return Prepared(lambda: None, lambda: None, compile, info, False, reason)
-        # A cached compile: sw.compile of the same nn module again (the passes, then
-        # the compile cache instead of IREE) and loading the module, ready to call.
-        args = w.args()
-        start = time.perf_counter()
-        exe = compiler.compile(module, target) if options.pipeline == DEFAULT_PIPELINE \
-            else Executable(vmfb, target)
-        exe._invoker(exe.function("main"))
-        compile["cached_s"] = time.perf_counter() - start
-        call = _IreeExecutable(exe, args)
-        _, compile["first_call_s"] = _timed(call)
-        return Prepared(call, call.output, compile, info)
+
+        def load():
+            # A cached compile: sw.compile of the same nn module again (the passes, then
+            # the compile cache instead of IREE) and loading the module, ready to call.
+            start = time.perf_counter()
+            exe = compiler.compile(module, target) if options.pipeline == DEFAULT_PIPELINE \
+                else Executable(vmfb, target)
+            exe._invoker(exe.function("main"))
+            compile["cached_s"] = time.perf_counter() - start
+            return exe
+        return _ready(load, w.args, target, compile, info)
+
+
+def _ready(load, args, target, compile: dict, info: dict) -> Prepared:
+    """The Prepared call of the executable ``load()`` returns, on device-resident
+    ``args()``; compile-only (nothing loaded) when ``target`` cannot run here."""
+    reason = _compile_only(target)
+    if reason:
+        return Prepared(lambda: None, lambda: None, compile, info, False, reason)
+    call = _IreeExecutable(load(), args())
+    _, compile["first_call_s"] = _timed(call)
+    return Prepared(call, call.output, compile, info)
 
 
 def _lower_and_compile(module, target, options):
     """(linalg module, vmfb, compile times, info): stepwell's passes (by default what
     ``sw.compile`` runs: ``to-linalg`` with the target's pass options), then IREE cold."""
-    from stepwell import stages
-    from stepwell.pipeline import Pipeline
+    from stepwell.compiler import stages
+    from stepwell.core.pipeline import Pipeline
     linalg = module.clone()
     pipeline = Pipeline(stages.pipeline_text("linalg", target) if options.pipeline == DEFAULT_PIPELINE
                         else options.pipeline)
@@ -204,42 +213,19 @@ class StepwellJax(Runner):
     description = ("the JAX function through sw.jax.jit's import (raised to nn), the to-linalg "
                    "pipeline and IREE; called with device-resident inputs")
 
-    @staticmethod
-    def available() -> str:
-        """'' when ``sw.jax.jit`` exists, else why not."""
-        import importlib.util
-        if importlib.util.find_spec("stepwell.jax") is None:
-            return "stepwell.jax is not in this build"
-        try:
-            import stepwell.jax as swjax
-        except Exception as e:  # noqa: BLE001
-            return f"stepwell.jax failed to import: {type(e).__name__}: {e}"
-        return "" if hasattr(swjax, "jit") else "stepwell.jax has no jit"
-
     def prepare(self, w, target, options) -> Prepared:
-        why = self.available()
-        if why:
-            raise Skip(why)
-        import stepwell.jax as swjax
-        from stepwell.runtime import Executable
+        from stepwell.compiler.runtime import Executable
+        from stepwell.frontends.jax.jit import jit
         args = w.args()
-        jitted = swjax.jit(w.jax_fn, target=str(target))
-        if not hasattr(jitted, "lower"):
-            raise Skip("sw.jax.jit offers no lower() to compile ahead of the call")
-        module, import_s = _timed(lambda: jitted.lower(*args))
+        module, import_s = _timed(lambda: jit(w.jax_fn, target=str(target)).lower(*args))
         linalg, vmfb, compile, info = _lower_and_compile(module, target, options)
         compile["import_s"] = import_s
         compile["total_s"] += import_s
         info.update(raised=bool(getattr(module, "raised", False)),
                     stablehlo_ops_left=sum(1 for line in str(linalg).splitlines() if "stablehlo." in line))
-        reason = _compile_only(target)
-        if reason:
-            return Prepared(lambda: None, lambda: None, compile, info, False, reason)
         # The executable, called with device-resident inputs like the other IREE runners
         # (sw.jax.jit itself also copies inputs and results between numpy and JAX per call).
-        call = _IreeExecutable(Executable(vmfb, target), args)
-        _, compile["first_call_s"] = _timed(call)
-        return Prepared(call, call.output, compile, info)
+        return _ready(lambda: Executable(vmfb, target), lambda: args, target, compile, info)
 
 
 def _block(x):
@@ -258,8 +244,8 @@ class PlainIree(Runner):
     def prepare(self, w, target, options) -> Prepared:
         import jax
 
-        from stepwell import compiler
-        from stepwell.runtime import Executable
+        from stepwell.compiler import driver as compiler
+        from stepwell.compiler.runtime import Executable
         args = w.args()
         text, export_s = _timed(lambda: jax.jit(w.jax_fn).lower(*args).as_text())
         vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(text, target, stage_input="stablehlo"))
@@ -268,12 +254,7 @@ class PlainIree(Runner):
         info = {"vmfb_bytes": len(vmfb)}
         if options.dispatches:
             info.update(_dispatches(text, target, stage_input="stablehlo"))
-        reason = _compile_only(target)
-        if reason:
-            return Prepared(lambda: None, lambda: None, compile, info, False, reason)
-        call = _IreeExecutable(Executable(vmfb, target), args)
-        _, compile["first_call_s"] = _timed(call)
-        return Prepared(call, call.output, compile, info)
+        return _ready(lambda: Executable(vmfb, target), lambda: args, target, compile, info)
 
 
 class StepwellExport(Runner):
@@ -284,10 +265,6 @@ class StepwellExport(Runner):
     def prepare(self, w, target, options) -> Prepared:
         if not w.inputs:
             raise Skip("no weights: every argument is an input")
-        try:
-            from stepwell.export import export, load
-        except ImportError as e:
-            raise Skip(f"stepwell.export is not in this build ({e})") from None
         import shutil
         import tempfile
         args = w.args()

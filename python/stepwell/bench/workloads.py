@@ -18,6 +18,10 @@ from typing import Callable
 
 import numpy as np
 
+from stepwell.core.opspec import Builders
+
+nn = Builders("nn")  # the nn builders (sw.nn), without importing the package root
+
 MODES = ("full", "quick", "tiny")
 
 
@@ -44,7 +48,7 @@ class Workload:
 
     def arg_types(self) -> list:
         """The inputs' types (:class:`~stepwell.types.TensorType`)."""
-        from stepwell.types import TensorType, dtype_of
+        from stepwell.core.types import TensorType, dtype_of
         return [TensorType(a.shape, dtype_of(a.dtype)) for a in self.args()]
 
     def build_nn(self):
@@ -63,15 +67,15 @@ def _rng(seed: int = 0):
 
 
 def _normal(rng, shape, dtype="f32", scale=1.0):
-    from stepwell.types import numpy_dtype
+    from stepwell.core.types import numpy_dtype
     return (rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)).astype(numpy_dtype(dtype))
 
 
 def nn_function(name: str, arg_types, body) -> "object":
     """A Module holding ``func @main(*arg_types)`` whose body ``body(*values)`` is built
     with the ``nn`` builders; ``arg_types`` are TensorTypes."""
-    from stepwell.ir import context, func, ir
-    from stepwell.module import Module
+    from stepwell.core.ir import context, func, ir
+    from stepwell.core.module import Module
     with context(), ir.Location.unknown():
         module = ir.Module.create()
         with ir.InsertionPoint(module.body):
@@ -100,7 +104,6 @@ def matmul(n: int, dtype: str) -> Workload:
         return [_normal(rng, (n, n), dtype), _normal(rng, (n, n), dtype)]
 
     def nn_module(types):
-        from stepwell import nn
         return nn_function(f"matmul_{dtype}_{n}", types, lambda a, b: nn.matmul(a, b))
 
     return Workload(
@@ -129,7 +132,6 @@ def mlp(batch: int, width: int, hidden: int) -> Workload:
         return _gelu_np(x @ w1 + b1) @ w2 + b2
 
     def nn_module(types):
-        from stepwell import nn
         return nn_function("mlp", types, lambda x, w1, b1, w2, b2: nn.linear(
             nn.gelu(nn.linear(x, w1, b1), approximate=True), w2, b2))
 
@@ -162,7 +164,6 @@ def cnn(batch: int, size: int, classes: int = 10) -> Workload:
         return x.mean(axis=(1, 2)) @ params[-2] + params[-1]
 
     def nn_module(types):
-        from stepwell import nn
 
         def body(x, *params):
             for i, (_, _, stride) in enumerate(_CNN_LAYERS):
@@ -204,15 +205,13 @@ def _attention_jax(q, k, v, causal=False):
 
 
 def _heads_nn(x, batch, seq, nh, hd):
-    from stepwell import nn
-    from stepwell.types import TensorType
+    from stepwell.core.types import TensorType
     x = nn.reshape(x, result_type=TensorType((batch, seq, nh, hd), "f32"))
     return nn.transpose(x, permutation=[0, 2, 1, 3])
 
 
 def _merge_nn(x, batch, seq, width):
-    from stepwell import nn
-    from stepwell.types import TensorType
+    from stepwell.core.types import TensorType
     return nn.reshape(nn.transpose(x, permutation=[0, 2, 1, 3]),
                       result_type=TensorType((batch, seq, width), "f32"))
 
@@ -230,7 +229,6 @@ def attention(seq: int, width: int, heads: int, batch: int = 1) -> Workload:
         return _merge_jax(a) @ wo
 
     def nn_module(types):
-        from stepwell import nn
 
         def body(x, wq, wk, wv, wo):
             q, k, v = (_heads_nn(nn.linear(x, w), batch, seq, heads, hd) for w in (wq, wk, wv))
@@ -317,7 +315,6 @@ def gpt2(cfg: GPT2Config) -> Workload:
         return x @ wte.T
 
     def nn_module(types):
-        from stepwell import nn
 
         def body(ids, pos, wte, wpe, *rest):
             x = nn.add(nn.embedding(wte, ids), nn.embedding(wpe, pos))
@@ -345,7 +342,7 @@ def gpt2(cfg: GPT2Config) -> Workload:
 
 
 def _param_types(cfg: GPT2Config):
-    from stepwell.types import TensorType
+    from stepwell.core.types import TensorType
     d, h = cfg.width, 4 * cfg.width
     shapes = [(cfg.vocab, d), (cfg.positions, d)]
     for _ in range(cfg.layers):

@@ -1,4 +1,5 @@
-"""The JAX frontend: import JAX functions as stepwell modules, and run them through stepwell.
+"""``sw.jax``: the JAX frontend's public names (the code is in ``stepwell.frontends.jax``
+and ``stepwell.export``). Import JAX functions as stepwell modules, and run them through stepwell.
 
     import stepwell as sw
     m = sw.jax.import_function(fn, *example_args)   # JaxModule: StableHLO raised to nn/prim
@@ -14,7 +15,7 @@ lowered to linalg, StableHLO given to IREE's StableHLO input).
 
 Not supported (each fails with an error naming it): multi-device programs
 (``shard_map``, more than one partition), host callbacks, and the StableHLO ops IREE
-3.13 cannot compile (``stepwell.stablehlo_input``: non-power-of-two ``fft``,
+3.13 cannot compile (``stepwell.compiler.stablehlo_screen``: non-power-of-two ``fft``,
 ``triangular_solve`` and other LAPACK calls, overlapping ``select_and_scatter``).
 With ``jax_enable_x64``, IREE demotes f64 to f32: results come back as f64 arrays
 holding f32 precision.
@@ -22,8 +23,8 @@ holding f32 precision.
 
 from __future__ import annotations
 
-from stepwell.jax._import import JaxModule, import_function, raise_available
-from stepwell.jax._jit import JitFunction, jit
-from stepwell.export import export  # sw.jax.export(fn, params, *args, path=...): stepwell/export.py
+from stepwell.frontends.jax.importer import JaxModule, import_function, raise_available
+from stepwell.frontends.jax.jit import JitFunction, jit
+from stepwell.export import export  # sw.jax.export(fn, params, *args, path=...): stepwell/export/
 
 __all__ = ["import_function", "jit", "export", "JaxModule", "JitFunction", "raise_available"]

@@ -1,0 +1,1 @@
+"""Frontends: programs from other frameworks into stepwell modules (``frontends.jax``)."""

@@ -1,0 +1,216 @@
+"""``sw.jax.jit``: a drop-in for ``jax.jit`` that compiles through stepwell and IREE."""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stepwell.core import verifier
+from stepwell.core.diagnostics import Diagnostic, StepwellError, location_parts
+from stepwell.frontends.jax.importer import (JaxModule, _fn_name, _import, aval_of, resolve_static, signature,
+                                  to_numpy)
+from stepwell.compiler.stablehlo_screen import JAX_PRIMITIVES, UnsupportedOpError
+
+
+@dataclass
+class _Entry:
+    module: JaxModule
+    exe: object          # stepwell.runtime.Executable
+    arg_dtypes: tuple    # numpy dtype of each flat argument as the executable takes it
+
+
+def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_argnums=(),
+        donate_argnames=(), raise_ops: bool = True, flags=(), cache: bool | None = None,
+        precision: str | None = None):
+    """Compile ``fn`` through stepwell, like ``jax.jit``::
+
+        f = sw.jax.jit(model_apply, target="cpu")
+        y = f(params, x)                      # same pytree of results as model_apply
+
+    On the first call for each input signature (the argument pytree structure, each
+    leaf's shape and dtype, the static arguments' values) the function is lowered by
+    JAX, raised to ``nn`` (``raise_ops``, when the ``stablehlo-to-nn`` pass exists),
+    compiled by IREE for ``target`` (through the on-disk cache, ``cache``) and kept;
+    later calls with the same signature reuse it.
+
+    Arguments may be numpy arrays, JAX arrays or Python scalars (converted to the
+    dtype JAX traces them with). Results are JAX arrays (``jnp.asarray`` of the
+    numpy results), in ``fn``'s output pytree, so the function is a drop-in.
+    ``donate_argnums``/``donate_argnames`` are accepted and ignored (IREE's runtime
+    copies inputs). Usable as a decorator, with or without arguments. ``precision``
+    applies a precision policy to the raised module (``"bf16"``, ``"int8"``, ...:
+    ``sw.compile``'s ``precision``, docs/low-precision.md).
+
+    A JAX feature stepwell cannot compile fails on the first call with a
+    :class:`~stepwell.StepwellError` naming the JAX primitive, and suggesting
+    ``raise_ops=False`` when raising was on.
+    """
+    if fn is None:
+        return functools.partial(jit, target=target, static_argnums=static_argnums,
+                                 static_argnames=static_argnames, donate_argnums=donate_argnums,
+                                 donate_argnames=donate_argnames, raise_ops=raise_ops, flags=flags,
+                                 cache=cache, precision=precision)
+    return JitFunction(fn, target=target, static_argnums=static_argnums,
+                       static_argnames=static_argnames, raise_ops=raise_ops, flags=flags, cache=cache,
+                       precision=precision)
+
+
+class JitFunction:
+    """What :func:`jit` returns: call it like the wrapped function."""
+
+    def __init__(self, fn, *, target="cpu", static_argnums=(), static_argnames=(), raise_ops=True,
+                 flags=(), cache=None, precision=None):
+        from stepwell import targets
+        self.fn = fn
+        self.target = targets.get(target)
+        self.static_argnums, self.static_argnames = resolve_static(fn, static_argnums, static_argnames)
+        self.raise_ops = raise_ops
+        self.flags = tuple(flags.split() if isinstance(flags, str) else flags)
+        self.cache = cache
+        self.precision = precision  # a precision policy (sw.compile's precision=)
+        self._entries: dict = {}
+        self._lock = threading.Lock()
+        self.compiles = 0  # how many signatures were compiled (cache misses)
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<stepwell.jax.jit {_fn_name(self.fn)} on {self.target.spec}>"
+
+    def __get__(self, obj, objtype=None):  # works as a method decorator too
+        return self if obj is None else functools.partial(self, obj)
+
+    # -- the call -------------------------------------------------------------
+    def _key(self, args, kwargs):
+        sig = signature(args, kwargs, self.static_argnums, self.static_argnames)
+        avals = [aval_of(leaf) for leaf in sig.leaves]
+        key = (sig.key(), tuple((a.shape, np.dtype(a.dtype), a.weak_type) for a in avals),
+               self.target.spec)
+        return sig, avals, key
+
+    def __call__(self, *args, **kwargs):
+        sig, avals, key = self._key(args, kwargs)
+        entry = self._entries.get(key)
+        if entry is None:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is None:
+                    entry = self._build(sig, avals)
+                    self._entries[key] = entry
+        inputs = [to_numpy(leaf, dtype) for leaf, dtype in zip(sig.leaves, entry.arg_dtypes)]
+        outs = entry.exe(*inputs)
+        if outs is None:
+            outs = ()
+        elif not isinstance(outs, tuple):
+            outs = (outs,)
+        leaves = [jnp.asarray(np.asarray(o).astype(a.dtype, copy=False))
+                  for o, a in zip(outs, entry.module.out_avals)]
+        return entry.module.unflatten_results(leaves)
+
+    def lower(self, *args, **kwargs) -> JaxModule:
+        """The imported (and raised) module for these arguments, without compiling."""
+        sig, avals, _ = self._key(args, kwargs)
+        return _import(self.fn, sig, avals, raise_ops=self.raise_ops)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _cache_size(self) -> int:
+        return len(self._entries)
+
+    # -- compiling --------------------------------------------------------------
+    def _build(self, sig, avals) -> _Entry:
+        from stepwell.compiler import driver as compiler
+        from stepwell.compiler.runtime import _tensor_type
+        module = _import(self.fn, sig, avals, raise_ops=self.raise_ops)
+        try:
+            exe = compiler.compile(module, self.target, flags=self.flags, cache=self.cache,
+                                   precision=self.precision)
+        except StepwellError as e:
+            raise explain(e, module, self.fn, self.raise_ops) from None
+        self.compiles += 1
+        declared = exe.function("main").arg_types or []
+        dtypes = []
+        for i, aval in enumerate(avals):
+            t = _tensor_type(declared[i]) if i < len(declared) else None
+            # IREE may demote (f64 -> f32): feed what the executable declares.
+            dtypes.append(t.numpy_dtype() if t is not None else np.dtype(aval.dtype))
+        return _Entry(module, exe, tuple(dtypes))
+
+
+# ---------------------------------------------------------------------------
+_OP_IN_MESSAGE = re.compile(r"'((?:stablehlo|chlo|nn|prim)\.\w+)'")
+
+
+def primitive_of(op) -> str | None:
+    """The JAX primitive an op came from, read from JAX's location name
+    (``loc("jit(f)/fft"(...))``)."""
+    loc = op.location
+    from stepwell.core.diagnostics import _downcast
+    from stepwell.core.ir import ir
+    seen = 0
+    while loc is not None and seen < 16:
+        seen += 1
+        loc = _downcast(loc)
+        if isinstance(loc, ir.NameLoc):
+            name = loc.name_str.split("/")[-1]
+            name = re.sub(r"^jit\((.*)\)$", r"\1", name)
+            return name or None
+        if isinstance(loc, ir.CallSiteLoc):
+            loc = loc.callee
+            continue
+        if isinstance(loc, ir.FusedLoc):
+            locs = list(loc.locations)
+            loc = locs[0] if locs else None
+            continue
+        return None
+    return None
+
+
+def _describe(op_name: str, op) -> str:
+    prim = primitive_of(op) if op is not None else None
+    prim = prim or JAX_PRIMITIVES.get(op_name) or op_name.split(".", 1)[-1]
+    return f"JAX primitive '{prim}' ({op_name})"
+
+
+def explain(error: StepwellError, module: JaxModule, fn, raise_ops: bool) -> StepwellError:
+    """A compile failure restated for a JAX user: which primitive, and what to do."""
+    name = _fn_name(fn)
+    ops_by_name: dict = {}
+    for op in verifier.walk(module.operation):
+        ops_by_name.setdefault(op.name, op)
+    if isinstance(error, UnsupportedOpError):
+        found = [(n, ops_by_name.get(n), why) for n, _, why in error.ops]
+    else:
+        names = []
+        for d in error.diagnostics:
+            names += [n for n in _OP_IN_MESSAGE.findall(d.message) if n not in names]
+        found = [(n, ops_by_name.get(n), None) for n in names]
+    custom = any(n.startswith(("nn.", "prim.")) for n, _, _ in found) or any(
+        " nn " in d.message or "'nn." in d.message or "'prim." in d.message for d in error.diagnostics)
+    if found:
+        first = found[0]
+        what = _describe(first[0], first[1])
+        lead = (f"sw.jax.jit({name}): {what} cannot be compiled by stepwell"
+                + (f": {first[2]}" if first[2] else ""))
+    else:
+        lead = f"sw.jax.jit({name}): compiling the function failed"
+    file, line, col = location_parts(first[1].location) if found and first[1] is not None else (None,) * 3
+    diags = [Diagnostic(lead, "error", file or module.name, line, col)]
+    diags += [Diagnostic(d.message, "note" if d.severity == "error" else d.severity, d.file, d.line, d.col)
+              for d in error.diagnostics]
+    if raise_ops and (custom or not isinstance(error, UnsupportedOpError)):
+        diags.append(Diagnostic("sw.jax.jit(..., raise_ops=False) compiles the StableHLO as JAX "
+                                "emitted it, without raising it to nn", "note"))
+    elif raise_ops:
+        diags.append(Diagnostic("IREE cannot compile this op (raise_ops=False does not help): "
+                                "run this function with jax.jit", "note"))
+    else:
+        diags.append(Diagnostic("IREE cannot compile this op: run this function with jax.jit", "note"))
+    return StepwellError(diags)
