@@ -35,23 +35,6 @@ import tracemalloc
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
 
-def _status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="small", choices=("small", "tiny"))
@@ -65,13 +48,14 @@ def main() -> int:
 
     import gpt2
     import stepwell as sw
+    from stepwell.bench.memory import reset_hwm, status_kib
 
     fn, params, args = gpt2.factory(config=a.config)
     jax.block_until_ready(params)
     weights = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(params))
     gc.collect()
-    rss_before = _status("VmRSS")
-    reset = _reset_peak()
+    rss_before = status_kib("VmRSS") * 1024
+    reset = reset_hwm()
     tracemalloc.start()
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -79,7 +63,7 @@ def main() -> int:
         seconds = time.perf_counter() - t
         _, python_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        peak = _status("VmHWM")
+        peak = status_kib("VmHWM") * 1024
         irpa = manifest["files"]["params.irpa"]["bytes"]
     mb = 1 << 20
     out = {

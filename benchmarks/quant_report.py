@@ -64,7 +64,7 @@ def _constant_bytes(module) -> int:
 
 
 def _dispatch_count(module) -> int:
-    from stepwell.compiler import driver as compiler
+    from stepwell import compiler
     return len(re.findall(r"flow\.dispatch @", compiler.compile_to(module, "dispatch")))
 
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,6 +53,27 @@ def run_fresh(jobs: list[tuple[str, list]], timeout: float = 300) -> list[list[n
             data = np.load(job["outputs"])
             results.append([data[f"out{i}"] for i in range(len(data.files))])
         return results
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """What every transformer example is sized by (each adds its own fields)."""
+    layers: int
+    width: int
+    heads: int
+    vocab: int
+    seq_len: int  # the exported sequence length
+
+
+def attend(q, k, v, keep):
+    """Multi-head scaled dot-product attention on ``[batch, seq, heads, head_dim]``
+    queries, keys and values; ``keep`` (broadcast to ``[batch, heads, q, k]``) is true
+    where a query may attend to a key. Returns ``[batch, seq, heads, head_dim]``."""
+    import jax
+    import jax.numpy as jnp
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1]).astype(np.float32)
+    scores = jnp.where(keep, scores, jnp.finfo(scores.dtype).min)
+    return jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)
 
 
 def max_error(got, want) -> float:

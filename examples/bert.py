@@ -21,16 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import TransformerConfig, attend  # noqa: E402
 
 
 @dataclass(frozen=True)
-class Config:
-    layers: int
-    width: int
-    heads: int
-    vocab: int
-    positions: int
-    seq_len: int
+class Config(TransformerConfig):
+    positions: int = 512
 
 
 CONFIGS = {
@@ -41,7 +37,6 @@ CONFIGS = {
 
 def make_model(cfg: Config):
     import flax.linen as nn
-    import jax
     import jax.numpy as jnp
 
     init = nn.initializers.normal(0.02)
@@ -53,9 +48,7 @@ def make_model(cfg: Config):
             d = c // cfg.heads
             q, k, v = (nn.Dense(c, kernel_init=init, name=n)(x).reshape(b, t, cfg.heads, d)
                        for n in ("query", "key", "value"))
-            scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(d).astype(np.float32)
-            scores = jnp.where(mask[:, None, None, :] > 0, scores, jnp.finfo(scores.dtype).min)
-            y = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v).reshape(b, t, c)
+            y = attend(q, k, v, mask[:, None, None, :] > 0).reshape(b, t, c)
             x = nn.LayerNorm(epsilon=1e-12, name="attention_norm")(
                 x + nn.Dense(c, kernel_init=init, name="attention_out")(y))
             h = nn.gelu(nn.Dense(4 * c, kernel_init=init, name="intermediate")(x), approximate=False)

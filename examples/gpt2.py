@@ -30,16 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import TransformerConfig, attend  # noqa: E402
 
 
 @dataclass(frozen=True)
-class Config:
-    layers: int
-    width: int
-    heads: int
-    vocab: int
-    context: int
-    seq_len: int  # the exported sequence length (<= context)
+class Config(TransformerConfig):
+    context: int = 1024  # the positions the model has (seq_len <= context)
     init_std: float = 0.02  # GPT-2's; the tiny model uses more, so its random text varies
 
 
@@ -51,7 +47,6 @@ CONFIGS = {
 
 def make_model(cfg: Config):
     import flax.linen as nn
-    import jax
     import jax.numpy as jnp
 
     init = nn.initializers.normal(cfg.init_std)
@@ -65,10 +60,7 @@ def make_model(cfg: Config):
             qkv = nn.Dense(3 * c, kernel_init=init, name="c_attn")(x)
             q, k, v = jnp.split(qkv.reshape(b, t, 3, cfg.heads, d), 3, axis=2)
             q, k, v = q[:, :, 0], k[:, :, 0], v[:, :, 0]          # [b, t, heads, d]
-            scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(d).astype(np.float32)
-            causal = jnp.tril(jnp.ones((t, t), bool))
-            scores = jnp.where(causal, scores, jnp.finfo(scores.dtype).min)
-            y = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)
+            y = attend(q, k, v, jnp.tril(jnp.ones((t, t), bool)))
             return nn.Dense(c, kernel_init=proj_init, name="c_proj")(y.reshape(b, t, c))
 
     class MLP(nn.Module):

@@ -80,7 +80,7 @@ def factory(config: str = "tiny", checkpoint: str | None = None, batch: int = 8)
     or the weights of ``checkpoint`` (.msgpack, .npz, .safetensors or Orbax folder)."""
     import jax
 
-    from stepwell.export import checkpoints
+    from stepwell import checkpoints
     model = make_model()
     x, _ = dataset(batch, seed=7)
     if checkpoint is None:
@@ -99,7 +99,7 @@ def main() -> int:
 
     import stepwell as sw
     from _common import max_error, run_fresh
-    from stepwell.export import checkpoints
+    from stepwell import checkpoints
 
     model = make_model()
     t = time.perf_counter()

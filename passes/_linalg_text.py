@@ -147,3 +147,57 @@ def splice(op, text: str, operands=None) -> None:
     for result, value in zip(op.results, list(ret.operation.operands)):
         result.replace_all_uses_with(value)
     op.erase()
+
+
+# -- shared by the prim-to-linalg lowerings --------------------------------------------
+class Unsupported(Exception):
+    """A prim op case this pass has no lowering for (reported at the op)."""
+
+
+def floats_wide(dtype: str) -> str:
+    """The accumulator type for a float result: f32 for f16/bf16, else the type itself."""
+    return "f32" if dtype in ("f16", "bf16") else dtype
+
+
+def convert(b, value: str, src: str, dst: str) -> str:
+    """Scalar conversion ``src`` -> ``dst`` (numpy ``astype`` semantics)."""
+    if src == dst:
+        return value
+    if dst == "i1":  # nonzero -> true
+        if is_float(src):
+            return b(f"arith.cmpf une, {value}, {b.const(0, src)} : {src}")
+        return b(f"arith.cmpi ne, {value}, {b.const(0, src)} : {src}")
+    width = {"f16": 16, "bf16": 16, "f32": 32, "f64": 64}
+    if is_float(src) and is_float(dst):
+        if width[src] == width[dst]:  # f16 <-> bf16 goes through f32
+            value, src = b(f"arith.extf {value} : {src} to f32"), "f32"
+        op = "extf" if width[src] < width[dst] else "truncf"
+        return b(f"arith.{op} {value} : {src} to {dst}")
+    if is_float(dst):
+        return b(f"arith.{'uitofp' if src == 'i1' else 'sitofp'} {value} : {src} to {dst}")
+    if is_float(src):
+        return b(f"arith.fptosi {value} : {src} to {dst}")
+    bits = lambda t: int(t[1:])  # noqa: E731
+    op = "trunci" if bits(src) > bits(dst) else ("extui" if src == "i1" else "extsi")
+    return b(f"arith.{op} {value} : {src} to {dst}")
+
+
+def ttype(value) -> TensorType:
+    return TensorType.from_mlir(value.type)
+
+
+def attr(op, name, default=None):
+    """An attribute as a Python value (``default`` when left out)."""
+    if name not in op.attributes:
+        return default
+    attr = op.attributes[name]
+    return [int(v) for v in attr] if isinstance(attr, ir.DenseI64ArrayAttr) else attr.value
+
+
+def narrow(e, value: str, acc: TensorType, res: TensorType) -> str:
+    """Round an f32 accumulator back to the f16/bf16 result type."""
+    if acc == res:
+        return value
+    return e.elementwise([(value, acc)], res,
+                         lambda s, xs: convert(s, xs[0], acc.dtype, res.dtype),
+                         {i: (value, acc, i) for i in range(res.rank)})

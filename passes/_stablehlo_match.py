@@ -22,7 +22,7 @@ import numpy as np
 from stepwell.core import opspec
 from stepwell.core.ir import ir
 from stepwell.dialects.prim_builder import PrimBuilder
-from stepwell.core.types import TensorType
+from stepwell.core.types import TensorType, is_float
 
 NO_MATCH = True  # what a rewrite function returns when it does not apply
 COMMUTATIVE = ("add", "mul", "max", "min", "and", "or", "xor", "eq", "ne")
@@ -472,3 +472,8 @@ def fold_bool_roundtrip(op, rewriter):
             rewriter.replace_op(op, [cast.operands[0]])
             return None
     return NO_MATCH
+
+
+def is_float_value(x) -> bool:
+    """Whether the value's element type is a float."""
+    return is_float(ttype(x).dtype)

@@ -41,6 +41,12 @@ def print_diagnostics(diagnostics, stream=None) -> None:
         stream.write(f"{d}\n")
 
 
+def cli_main(build_parser, run, argv: list[str] | None = None) -> int:
+    """A CLI's ``main``: parse ``argv`` (default: the command line) and ``run`` it, guarded."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return guarded(lambda: run(build_parser().parse_args(argv)), debug="--debug" in argv)
+
+
 def guarded(body: Callable[[], int], *, debug: bool = False) -> int:
     """Run ``body`` and turn every exception into ``error:`` lines and status 1."""
     from stepwell.core.diagnostics import StepwellError

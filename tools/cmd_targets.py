@@ -44,7 +44,6 @@ def _caps(caps) -> dict:
 
 def availability(t) -> dict:
     """Whether ``t`` runs here: driver present, device found, and the reason/fix if not."""
-    from stepwell.compiler import runtime
     from stepwell import targets
     from stepwell.compiler.runtime import _FIXES
 

@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 import sys
 
-from stepwell.tools._errors import ArgumentParser, guarded, version_text
+from stepwell.tools._errors import ArgumentParser, cli_main, version_text
 
 PROG = "stepwell"
 
@@ -70,9 +70,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    return guarded(lambda: run(build_parser().parse_args(argv)), debug=debug)
+    return cli_main(build_parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import re
 import sys
 import time
 
-from stepwell.tools._errors import ArgumentParser, guarded, print_diagnostics, version_text, write_atomic
+from stepwell.tools._errors import ArgumentParser, cli_main, print_diagnostics, version_text, write_atomic
 
 PROG = "stepwell-opt"
 SPLIT_MARKER = "// -----"
@@ -461,9 +461,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    return guarded(lambda: run(build_parser().parse_args(argv)), debug=debug)
+    return cli_main(build_parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import stepwell as sw  # noqa: E402
 from stepwell import export as ex  # noqa: E402
+from stepwell.export.manifest import sha256
 from stepwell.core.diagnostics import StepwellError  # noqa: E402
 
 
@@ -71,7 +72,7 @@ def rehash(path):
     def edit(m):
         for name in (ex.VMFB, ex.PARAMS):
             file = os.path.join(path, name)
-            m["files"][name] = {"bytes": os.path.getsize(file), "sha256": ex._sha256(file)}
+            m["files"][name] = {"bytes": os.path.getsize(file), "sha256": sha256(file)}
     rewrite_manifest(path, edit)
 
 
@@ -93,7 +94,7 @@ def test_folder_and_manifest(exported):
     assert [(p["name"], p["shape"]) for p in manifest["parameters"]] == [
         ("dense/b", [32]), ("dense/w", [16, 32]), ("out/w", [32, 10])]
     for name in ("model.vmfb", "params.irpa"):
-        assert manifest["files"][name]["sha256"] == ex._sha256(os.path.join(path, name))
+        assert manifest["files"][name]["sha256"] == sha256(os.path.join(path, name))
     assert not [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".")]  # no temp left
 
 

@@ -27,11 +27,12 @@ import math
 import random
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from stepwell.bench import probe as probe_mod
+from stepwell.bench.memory import peak_memory_mib
 from stepwell.bench.runners import DEFAULT_PIPELINE, RUNNERS, Skip
 from stepwell.bench.workloads import Workload, suite
 
@@ -71,44 +72,6 @@ def select(mode: str, patterns=()) -> list[Workload]:
     if patterns:
         ws = [w for w in ws if any(p in w.name for p in patterns)]
     return ws
-
-
-# ---------------------------------------------------------------------------
-# memory
-# ---------------------------------------------------------------------------
-def _status_kib(field_name: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_memory_mib(fn) -> tuple[float | None, str]:
-    """(MiB the resident set grew by during ``fn()``, how it was measured)."""
-    gc.collect()
-    rss = _status_kib("VmRSS")
-    if rss is not None and _reset_hwm():
-        fn()
-        hwm = _status_kib("VmHWM")
-        return max(0.0, (hwm - rss) / 1024), "VmHWM-VmRSS"
-    import resource
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    fn()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) / 1024, "ru_maxrss growth"
 
 
 # ---------------------------------------------------------------------------

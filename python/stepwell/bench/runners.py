@@ -244,7 +244,6 @@ class PlainIree(Runner):
     def prepare(self, w, target, options) -> Prepared:
         import jax
 
-        from stepwell.compiler import driver as compiler
         from stepwell.compiler.runtime import Executable
         args = w.args()
         text, export_s = _timed(lambda: jax.jit(w.jax_fn).lower(*args).as_text())

@@ -1,6 +1,6 @@
 """Weights from checkpoint files into a model's parameter pytree.
 
-    from stepwell.export import checkpoints
+    from stepwell import checkpoints
     template = jax.eval_shape(model.init, jax.random.key(0), x)   # or real init params
     params = checkpoints.load("weights.safetensors", template)    # same pytree, numpy leaves
     sw.jax.export(model.apply, params, x, path="out/")
@@ -42,7 +42,7 @@ def flatten(tree) -> dict[str, object]:
     """``{"params/Dense_0/kernel": leaf, ...}``: a pytree's leaves by ``/``-joined path."""
     import jax
 
-    from stepwell.export import path_name
+    from stepwell.export.pytree import path_name
     return {path_name(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
@@ -151,7 +151,7 @@ def _read_safetensors(path):
 def _st_dtype(name: str):
     table = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
              "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
-    from stepwell.export import _np_dtype
+    from stepwell.export.manifest import np_dtype as _np_dtype
     return _np_dtype(table.get(name, "float32"))
 
 
@@ -199,7 +199,7 @@ def restore(flat: dict, template, *, strict: bool = True, source: str = "checkpo
     """Like :func:`load`, from ``{key: array}`` already in memory."""
     import jax
 
-    from stepwell.export import path_name
+    from stepwell.export.pytree import path_name
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     want = {path_name(p): leaf for p, leaf in leaves}
     keys = _match_keys(list(flat), list(want))

@@ -156,7 +156,7 @@ def rewrite(module, names: list[str], n_params: int, opts: Options) -> Plan:
     in place; returns the plan that says which arrays the archive gets."""
     from stepwell.core import opspec
     from stepwell.core import quantize as qz
-    from stepwell.export import dim_vars
+    from stepwell.export.wrapper import dim_vars
     from stepwell.core.ir import context, ir
     from stepwell.core.types import TensorType, is_float
 

@@ -14,7 +14,7 @@ from stepwell.core import opspec
 from stepwell.core.diagnostics import StepwellError, at
 from stepwell.core.ir import ir
 from stepwell.core.constants import constant_value
-from stepwell.core.types import TensorType, numpy_dtype
+from stepwell.core.types import TensorType
 
 
 def _attrs(op) -> dict:
