@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from stepwell.core import opspec
+from stepwell.passes import _moe_lowering
 from stepwell.passes._quant_lowering import RULES as QUANT_RULES
 from stepwell.core.passes_base import Pass, apply_patterns, register
 from stepwell.dialects.prim_builder import PrimBuilder, ttype
@@ -195,7 +196,7 @@ def _pattern(rule):
                         [TensorType.from_mlir(r.type) for r in op.results])
         with rewriter.ip, op.location:
             out = rule(PrimBuilder(), sig, *operands)
-        rewriter.replace_op(op, [out])
+        rewriter.replace_op(op, list(out) if isinstance(out, tuple) else [out])  # (multi-result ops)
     return rewrite
 
 
@@ -204,6 +205,14 @@ class NnToPrim(Pass):
     """Decompose nn ops into prim primitives (explicit broadcasts, stable softmax, f32 norms)."""
 
     name = "nn-to-prim"
+    moe: str = "auto"   # nn.moe_ffn layout: auto (the rule in _moe_lowering.strategy), slots, tiles
+    moe_block: int = 0  # rows per tile of the tiles layout (0: the rule)
 
     def run(self, module) -> None:
+        if self.moe not in _moe_lowering.STRATEGIES:
+            raise ValueError(f"nn-to-prim: moe must be one of {', '.join(_moe_lowering.STRATEGIES)}, "
+                             f"found '{self.moe}'")
+        # the MoE ops first: they read int8 expert weights through their nn.dequantize
+        moe = _moe_lowering.rules(self.moe, self.moe_block)
+        apply_patterns(module, {name: _pattern(rule) for name, rule in moe.items()})
         apply_patterns(module, {name: _pattern(rule) for name, rule in RULES.items()})

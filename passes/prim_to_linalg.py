@@ -9,6 +9,7 @@ from stepwell.dialects.prim import parse_contract_spec
 from stepwell.core.ir import ir
 from stepwell.core.opspec import is_custom
 from stepwell.passes._linalg_conv import lower_conv
+from stepwell.passes._linalg_moe import LOWERINGS as MOE_LOWERINGS
 from stepwell.passes._linalg_shapes import (lower_broadcast, lower_cast, lower_concat, lower_gather,
                                             lower_iota, lower_pad, lower_reduce, lower_reshape,
                                             lower_slice, lower_transpose)
@@ -204,7 +205,7 @@ LOWERINGS = {
     "prim.reduce": lower_reduce, "prim.transpose": lower_transpose, "prim.reshape": lower_reshape,
     "prim.cast": lower_cast, "prim.slice": lower_slice, "prim.pad": lower_pad,
     "prim.concat": lower_concat, "prim.gather": lower_gather, "prim.iota": lower_iota,
-    "prim.conv": lower_conv,
+    "prim.conv": lower_conv, **MOE_LOWERINGS,  # prim.top_k, prim.scan, prim.scatter, prim.block_matmul
 }
 
 

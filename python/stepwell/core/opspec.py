@@ -133,17 +133,7 @@ class Sig:
         self.operands = operands
         self.attrs = attrs
         self.results = results
-        self._by_name = {}
-        pos = 0
-        for operand in spec.operands:
-            if operand.variadic:
-                self._by_name[operand.name] = operands[pos:]
-                pos = len(operands)
-            elif pos < len(operands):
-                self._by_name[operand.name] = operands[pos]
-                pos += 1
-            else:
-                self._by_name[operand.name] = None
+        self._by_name = dict(zip((o.name for o in spec.operands), _by_operand(spec, operands)))
         self._by_name.update(attrs)
 
     def __getattr__(self, name):
@@ -280,15 +270,23 @@ def _flatten_operands(operands):
 
 
 def _by_operand(spec: OpSpec, arrays: list) -> list:
-    """Arrays grouped per declared operand: None for missing optional, list for variadic."""
+    """Values grouped per declared operand: None for a missing optional one, a list for a
+    variadic one. Required operands are always bound; the values beyond them go to the
+    optional operands in order, so an optional operand may sit between required ones
+    (``nn.moe_ffn(x, weights, ids, w_gate, w_up?, w_down)``)."""
+    required = sum(1 for o in spec.operands if not o.optional and not o.variadic)
+    spare = len(arrays) - required  # values for the optional operands
     out, pos = [], 0
     for operand in spec.operands:
         if operand.variadic:
             out.append(list(arrays[pos:]))
             pos = len(arrays)
+        elif operand.optional and spare <= 0:
+            out.append(None)
         elif pos < len(arrays):
             out.append(arrays[pos])
             pos += 1
+            spare -= operand.optional
         else:
             out.append(None)
     return out
