@@ -17,7 +17,7 @@ import numpy as np
 
 from stepwell.dialects._common import dims_agree, norm_axis, shape_agrees, upcast
 from stepwell.dialects.nn_moe import top_k_infer, top_k_ref
-from stepwell.core.opspec import Attr, check, op
+from stepwell.core.opspec import Attr, Operand, check, op
 from stepwell.core.types import TensorType, is_float
 
 op("prim.top_k", "The k largest entries along the last axis (descending, ties to the lower index) and "
@@ -67,8 +67,9 @@ op("prim.scatter", "dest with row indices[n] replaced by updates[n]; indices out
    infer=_scatter_infer, reference=_scatter_ref)
 
 
-def _block_matmul_infer(s):
-    x, w, g = s.x, s.w, s.tile_groups
+def _block_check(s, w):
+    """x [tiles * block, in] and i32/i64 tile_groups [tiles] against a stacked weight w."""
+    x, g = s.x, s.tile_groups
     check(x.rank == 2, f"x must have rank 2 [rows, in], found {x}")
     check(w.rank == 3, f"w must have rank 3 [groups, in, out], found {w}")
     check(g.rank == 1 and g.dtype in ("i32", "i64"), f"tile_groups must be i32/i64 [tiles], found {g}")
@@ -80,7 +81,11 @@ def _block_matmul_infer(s):
           f"x must have tiles * block = {tiles} * {s.block} rows, found {x}")
     out = s.results[0].dtype if s.results else x.dtype
     check(out == x.dtype or (is_float(out) and is_float(x.dtype)), f"result element type {out} cannot accumulate {x.dtype}")
-    return TensorType((rows, w.shape[2]), out)
+    return out
+
+
+def _block_matmul_infer(s):
+    return TensorType((s.x.shape[0], s.w.shape[2]), _block_check(s, s.w))
 
 
 def used_tiles(groups, num_groups: int) -> int:
@@ -89,15 +94,53 @@ def used_tiles(groups, num_groups: int) -> int:
     return int(bad[0]) if bad.size else len(groups)
 
 
-def _block_matmul_ref(s, x, w, groups):
-    b = s.block
-    out = np.zeros((x.shape[0], w.shape[2]), np.float64)
-    for i in range(used_tiles(groups, w.shape[0])):
-        out[i * b:(i + 1) * b] = upcast(x[i * b:(i + 1) * b]).astype(np.float64) @ upcast(w[groups[i]]).astype(np.float64)
-    return out
+def _per_tile(s, x, groups, num_groups, fn):
+    """fn(tile rows, group) on the used tiles (float64), zeros elsewhere."""
+    b, out = s.block, None
+    for i in range(used_tiles(groups, num_groups)):
+        y = fn(upcast(x[i * b:(i + 1) * b]).astype(np.float64), int(groups[i]))
+        out = np.zeros((x.shape[0], y.shape[1])) if out is None else out
+        out[i * b:(i + 1) * b] = y
+    return out if out is not None else np.zeros((x.shape[0], s.results[0].shape[1]))
+
+
+def _f64(w):
+    return upcast(w).astype(np.float64)
 
 
 op("prim.block_matmul", "Rows of x in tiles of `block`: tile i times w[tile_groups[i]], up to the first tile whose "
    "group is outside [0, groups); that tile and the rest are zero.",
-   operands=["x", "w", "tile_groups"], attrs=[Attr("block", "i64", doc="rows per tile")],
-   infer=_block_matmul_infer, reference=_block_matmul_ref)
+   operands=["x", "tile_groups", "w"], attrs=[Attr("block", "i64", doc="rows per tile")],
+   infer=_block_matmul_infer,
+   reference=lambda s, x, groups, w: _per_tile(s, x, groups, w.shape[0], lambda r, g: r @ _f64(w[g])))
+
+
+def _block_ffn_infer(s):
+    wg, wd = s.w_gate, s.w_down
+    out = _block_check(s, wg)
+    check(s.w_up is None or shape_agrees(s.w_up.shape, wg.shape), f"w_up {s.w_up} must have the shape of w_gate {wg}")
+    check(wd.rank == 3 and shape_agrees(wd.shape, (wg.shape[0], wg.shape[2], s.x.shape[1])),
+          f"w_down {wd} must be [groups, hidden, in] for w_gate {wg}")
+    return TensorType((s.x.shape[0], wd.shape[2]), out)
+
+
+def _block_ffn_ref(s, x, groups, w_gate, w_up, w_down):
+    from stepwell.dialects.nn_moe import activation
+
+    def ffn(r, g):
+        h = activation(s.activation, r @ _f64(w_gate[g]))
+        if w_up is not None:
+            h = h * (r @ _f64(w_up[g]))
+        if s.x.dtype != "f32" and s.x.dtype != "f64":  # the hidden layer is rounded to x's type
+            h = h.astype(x.dtype).astype(np.float64)
+        return h @ _f64(w_down[g])
+    return _per_tile(s, x, groups, w_gate.shape[0], ffn)
+
+
+op("prim.block_ffn", "prim.block_matmul of a whole expert FFN per tile: (act(x @ w_gate[g]) * (x @ w_up[g])) "
+   "@ w_down[g] for tile group g.",
+   operands=["x", "tile_groups", "w_gate", Operand("w_up", optional=True), "w_down"],
+   attrs=[Attr("block", "i64", doc="rows per tile"),
+          Attr("activation", "str", "silu", choices=("silu", "gelu", "gelu_tanh", "relu"))],
+   infer=_block_ffn_infer, reference=_block_ffn_ref)
+

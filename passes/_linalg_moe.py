@@ -139,40 +139,106 @@ def lower_scatter(op, e, args):
     return e(f"tensor.extract_slice {out}[{zeros}] [{sizes}] [{ones}] : {big} to {dest}")
 
 
-# block_matmul: count the used tiles (up to the first out-of-range group), then an
-# scf.for over them: tile rows times the group's weight slice, inserted into zeros.
-def lower_block_matmul(op, e, args):
-    x, w, groups = (ttype(v) for v in op.operands)
-    res = ttype(op.results[0])
-    _static(x, w, groups, res)
-    block = attr(op, "block")
-    (g, k, n), tiles, gt = w.shape, groups.shape[0], groups.dtype
+def _used_tiles(e, groups_arg: str, groups: TensorType, num_groups: int) -> str:
+    """The index count of leading tiles whose group is in [0, num_groups) (a min-reduction)."""
     used_t = TensorType((), "i32")
-    used0 = e.filled(tiles, used_t)
 
     def first_bad(s, xs):
         i = s(f"arith.index_cast {s('linalg.index 0 : index')} : index to i32")
-        v = convert(s, xs[0], gt, "i32")
-        zero, top = s.const(0, "i32"), s.const(g, "i32")
-        bad = s(f"arith.ori {s(f'arith.cmpi slt, {v}, {zero} : i32')}, "
-                f"{s(f'arith.cmpi sge, {v}, {top} : i32')} : i1")
+        v = convert(s, xs[0], groups.dtype, "i32")
+        zero, top = s.const(0, "i32"), s.const(num_groups, "i32")
+        bad = s(f"arith.ori {s(f'arith.cmpi slt, {v}, {zero} : i32')}, {s(f'arith.cmpi sge, {v}, {top} : i32')} : i1")
         return s(f"arith.select {bad}, {s(f'arith.minsi {i}, {xs[1]} : i32')}, {xs[1]} : i32")
-    used = e.generic([(args[2], groups)], used0, used_t, [amap(1, [0]), amap(1, [])], ["reduction"], first_bad)
-    count = e(f"arith.index_cast {e(f'tensor.extract {used}[] : {used_t}')} : i32 to index")
+    used = e.generic([(groups_arg, groups)], e.filled(groups.shape[0], used_t), used_t,
+                     [amap(1, [0]), amap(1, [])], ["reduction"], first_bad)
+    return e(f"arith.index_cast {e(f'tensor.extract {used}[] : {used_t}')} : i32 to index")
+
+
+def _tile_loop(e, op, args, tile_fn) -> str:
+    """scf.for over the used tiles of ``op`` (x, tile_groups, weights...): each iteration
+    takes x's B-row tile and the tile's group index and ``tile_fn(s, lhs, group)``
+    returns its [B, out] result, inserted into a zero-filled result."""
+    x, groups, res = ttype(op.operands[0]), ttype(op.operands[1]), ttype(op.results[0])
+    weights = [ttype(v) for v in op.operands[2:]]
+    _static(x, groups, res, *weights)
+    block, k, n = attr(op, "block"), x.shape[1], res.shape[1]
+    count = _used_tiles(e, args[1], groups, weights[0].shape[0])
     out = e.filled(0, res)
     c0, c1, cb = e.index(0), e.index(1), e.index(block)
-    xt, wt, yt = x.with_shape((block, k)), w.with_shape((k, n)), res.with_shape((block, n))
     s = e.nested()
     i, acc = f"%i{next(s._counter)}", f"%acc{next(s._counter)}"
-    grp = s(f"arith.index_cast {convert(s, s(f'tensor.extract {args[2]}[{i}] : {groups}'), gt, 'i32')} : i32 to index")
+    grp = s(f"arith.index_cast {convert(s, s(f'tensor.extract {args[1]}[{i}] : {groups}'), groups.dtype, 'i32')} "
+            f": i32 to index")
     row = s(f"arith.muli {i}, {cb} : index")
-    lhs = s(f"tensor.extract_slice {args[0]}[{row}, 0] [{block}, {k}] [1, 1] : {x} to {xt}")
-    rhs = s(f"tensor.extract_slice {args[1]}[{grp}, 0, 0] [1, {k}, {n}] [1, 1, 1] : {w} to {wt}")
-    prod = s(f"linalg.matmul ins({lhs}, {rhs} : {xt}, {wt}) outs({s.filled(0, yt)} : {yt}) -> {yt}")
-    new = s(f"tensor.insert_slice {prod} into {acc}[{row}, 0] [{block}, {n}] [1, 1] : {yt} into {res}")
+    lhs = s(f"tensor.extract_slice {args[0]}[{row}, 0] [{block}, {k}] [1, 1] : {x} to {x.with_shape((block, k))}")
+    tile = tile_fn(s, lhs, grp)
+    new = s(f"tensor.insert_slice {tile} into {acc}[{row}, 0] [{block}, {n}] [1, 1] : "
+            f"{res.with_shape((block, n))} into {res}")
     body = "\n  ".join(s.lines + [f"scf.yield {new} : {res}"])
     return e(f"scf.for {i} = {c0} to {count} step {c1} iter_args({acc} = {out}) -> ({res}) {{\n  {body}\n}}")
 
 
+def _tile_matmul(s, lhs, lhs_t: TensorType, w_arg: str, w: TensorType, grp: str, acc: str) -> str:
+    """lhs [B, K] @ w[grp] ([K, N] slice of the stacked weight), accumulated in ``acc``."""
+    _, k, n = w.shape
+    wt, yt = w.with_shape((k, n)), TensorType((lhs_t.shape[0], n), acc)
+    rhs = s(f"tensor.extract_slice {w_arg}[{grp}, 0, 0] [1, {k}, {n}] [1, 1, 1] : {w} to {wt}")
+    return s(f"linalg.matmul ins({lhs}, {rhs} : {lhs_t}, {wt}) outs({s.filled(0, yt)} : {yt}) -> {yt}")
+
+
+# block_matmul: an scf.for over the used tiles (up to the first out-of-range group), each
+# tile times its group's weight slice (linalg.matmul), inserted into zeros.
+def lower_block_matmul(op, e, args):
+    x, w, acc = ttype(op.operands[0]), ttype(op.operands[2]), ttype(op.results[0]).dtype
+    block = attr(op, "block")
+    return _tile_loop(e, op, args, lambda s, lhs, g: _tile_matmul(
+        s, lhs, x.with_shape((block, x.shape[1])), args[2], w, g, acc))
+
+
+def activation(s, name: str, v: str, t: str) -> str:
+    """The scalar code of an expert activation (silu, relu, gelu, gelu_tanh) on ``v : t``."""
+    c = lambda x: s.const(x, t)  # noqa: E731
+    if name == "relu":
+        return s(f"arith.maximumf {v}, {c(0.0)} : {t}")
+    if name == "silu":
+        ex = s(f"math.exp {s(f'arith.negf {v} : {t}')} : {t}")
+        return s(f"arith.divf {v}, {s(f'arith.addf {c(1.0)}, {ex} : {t}')} : {t}")
+    if name == "gelu":
+        inner = s(f"math.erf {s(f'arith.mulf {v}, {c(0.7071067811865476)} : {t}')} : {t}")
+    else:
+        cube = s(f"arith.mulf {s(f'arith.mulf {v}, {v} : {t}')}, {v} : {t}")
+        arg = s(f"arith.addf {v}, {s(f'arith.mulf {c(0.044715)}, {cube} : {t}')} : {t}")
+        inner = s(f"math.tanh {s(f'arith.mulf {c(0.7978845608028654)}, {arg} : {t}')} : {t}")
+    half = s(f"arith.mulf {c(0.5)}, {v} : {t}")
+    return s(f"arith.mulf {half}, {s(f'arith.addf {c(1.0)}, {inner} : {t}')} : {t}")
+
+
+# block_ffn: one scf.for over the used tiles, each the whole expert FFN of its tile:
+# matmuls with the group's gate/up/down slices and the activation between them.
+def lower_block_ffn(op, e, args):
+    x, res = ttype(op.operands[0]), ttype(op.results[0])
+    ws = [ttype(v) for v in op.operands[2:]]
+    block, act, acc = attr(op, "block"), attr(op, "activation", "silu"), res.dtype
+    lt = x.with_shape((block, x.shape[1]))
+    hidden = ws[0].shape[2]
+    ht = TensorType((block, hidden), acc)
+
+    def tile(s, lhs, g):
+        gate = _tile_matmul(s, lhs, lt, args[2], ws[0], g, acc)
+        ins = [(gate, ht)]
+        if len(ws) == 3:
+            ins.append((_tile_matmul(s, lhs, lt, args[3], ws[1], g, acc), ht))
+        h_t = ht.with_dtype(x.dtype)
+
+        def body(b, xs):
+            h = activation(b, act, xs[0], acc)
+            if len(xs) == 3:
+                h = b(f"arith.mulf {h}, {xs[1]} : {acc}")
+            return convert(b, h, acc, x.dtype)
+        h = s.generic(ins, s.empty(h_t), h_t, [identity(2)] * (len(ins) + 1), ["parallel"] * 2, body)
+        return _tile_matmul(s, h, h_t, args[-1], ws[-1], g, acc)
+    return _tile_loop(e, op, args, tile)
+
+
 LOWERINGS = {"prim.top_k": lower_top_k, "prim.scan": lower_scan, "prim.scatter": lower_scatter,
-             "prim.block_matmul": lower_block_matmul}
+             "prim.block_matmul": lower_block_matmul, "prim.block_ffn": lower_block_ffn}

@@ -9,9 +9,9 @@ inverse map by ``prim.scatter``, row gathers. Two layouts compute the experts:
   back. Static shapes; E*C rows of work.
 * ``tiles``: the block-padded sorted layout of vLLM's ``moe_align_block_size`` and
   MegaBlocks: each expert's rows padded to a multiple of B, so that every B-row tile
-  belongs to one expert; ``prim.block_matmul`` runs tile i with its expert's weights,
-  for the used tiles only (only the touched experts' weights are read). N + E*(B-1)
-  rows at most.
+  belongs to one expert; ``prim.block_ffn`` runs each used tile's whole FFN with its
+  expert's weights in one loop (only the touched experts' weights are read). At most
+  N + E*(B-1) rows.
 
 :func:`strategy` is the rule choosing between them (``nn-to-prim{moe=...}`` forces one).
 An expert weight computed by ``nn.dequantize`` (int8 weights, ``nn-quantize-weights``)
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from stepwell.core.types import TensorType
 from stepwell.dialects.prim_builder import PrimBuilder, ttype
 
 STRATEGIES = ("auto", "slots", "tiles")
@@ -29,27 +30,22 @@ MAX_BLOCK = 64
 
 
 def strategy(tokens: int, k: int, experts: int, capacity: int, forced: str = "auto") -> str:
-    """The layout for a layer: ``forced`` unless ``auto``; with a capacity, ``slots``
-    (static, E*C rows, at most E*T); dropless, ``tiles`` (N + E*(B-1) rows at most,
-    only the touched experts' weights read), except when every expert would hold at
-    most one token anyway and all experts are touched (slots with C = T then reads the
-    same weights in one batched matmul per projection)."""
+    """The layout for a layer (``forced`` unless ``auto``): with a capacity, ``slots``
+    (E*min(C, T) rows, static shapes); dropless, ``tiles`` (at most N + E*(B-1) rows,
+    and only the touched experts' weights are read)."""
     if forced != "auto":
         return forced
-    if capacity > 0:
-        return "slots"
-    return "slots" if tokens == 1 and k == experts else "tiles"
+    return "slots" if capacity > 0 else "tiles"
 
 
 def block_size(assignments: int, experts: int, forced: int = 0) -> int:
-    """Rows per tile: the power of two at or above the mean rows per expert, at most 64;
-    for a few assignments (decode), all of them, so that each touched expert is one
-    tile and its weights are read once."""
+    """Rows per tile: the power of two at or above twice the mean rows per expert, at
+    most 64 (T=512, k=2, E=8: 64; decode T=1: 1, T=8: 4), so that most experts fill
+    one or a few tiles and the padding (at most B-1 rows per expert) stays small."""
     if forced > 0:
         return forced
-    if assignments <= 16:
-        return 1 << max(0, math.ceil(math.log2(assignments)))
-    return min(MAX_BLOCK, 1 << max(0, math.ceil(math.log2(assignments / experts))))
+    mean2 = max(1, math.ceil(2 * assignments / experts))
+    return min(MAX_BLOCK, 1 << math.ceil(math.log2(mean2)))
 
 
 def _shape(v) -> tuple:
@@ -182,19 +178,16 @@ def _combine(b: PrimBuilder, s, yk, weights, out_dtype):
     return b.cast(b.contract(yk, b.cast(weights, acc), "tkd,tk->td", acc), out_dtype)
 
 
-def _slots(b: PrimBuilder, s, x, weights, ids, w_gate, w_up, w_down):
-    (t, d), k, e = _shape(x), _shape(ids)[1], _shape(w_gate)[0]
-    c = min(s.capacity, t) if s.capacity > 0 else t
-    n = t * k
-    flat = _flat(b, ids, s.priority)
-    pos, valid, _ = _positions(b, flat, e)
-    keep = b.map("and", valid, b.map("lt", pos, b.like(c, pos)))
+def _slot_rows(b: PrimBuilder, s, x, flat, pos, keep, c: int, experts):
+    """The expert outputs [N, D] of the kept assignments through slots: C per expert,
+    [E, C, D] gathered, batched matmuls, gathered back (zeros where not kept)."""
+    (t, d), n, e = _shape(x), _shape(flat)[0], _shape(experts[0])[0]
+    k = n // t
     slot = b.map("select", keep, b.map("add", b.map("mul", flat, b.like(c, flat)), pos), b.like(e * c, flat))
     src = b._op("prim.slice", _inverse(b, slot, e * c + 1), start=[0], limit=[e * c])
     xe = _rows(b, x, _token_of(b, src, t, k, s.priority), b.map("lt", src, b.like(n, src)))
-    ye = _ffn(b, s, b.reshape(xe, (e, c, d)), w_gate, w_up, w_down, lambda lhs, w, acc: _batched(b, lhs, w, acc))
-    yk = _rows(b, b.reshape(ye, (e * c, d)), slot, keep)
-    return _combine(b, s, _unflat(b, yk, t, k, s.priority), weights, s.results[0].dtype)
+    ye = _ffn(b, s, b.reshape(xe, (e, c, d)), *experts, lambda lhs, w, acc: _batched(b, lhs, w, acc))
+    return _rows(b, b.reshape(ye, (e * c, d)), slot, keep)
 
 
 def block_layout(b: PrimBuilder, group, pos, kept, groups: int, block: int, rows: int):
@@ -203,7 +196,6 @@ def block_layout(b: PrimBuilder, group, pos, kept, groups: int, block: int, rows
     items per group. Returns (dest [N]: the layout row of each item, R for none;
     src [R]: the item of each layout row, N for a padding row; tile_groups [R/B]:
     each tile's group, ``groups`` past the used tiles)."""
-    n = _shape(group)[0]
     padded = b.map("mul", b.map("div", b.map("add", kept, b.like(block - 1, kept)), b.like(block, kept)),
                    b.like(block, kept))
     ends = b._op("prim.scan", padded, axis=0)
@@ -219,42 +211,42 @@ def block_layout(b: PrimBuilder, group, pos, kept, groups: int, block: int, rows
 
 
 def layout_rows(items: int, groups: int, block: int) -> int:
-    """Rows of the block-padded layout: every group padded up to whole tiles."""
+    """Rows of the block-padded layout of at most ``items``: each group padded to whole tiles."""
     return block * -(-(items + groups * (block - 1)) // block)
 
 
-def _tiles(b: PrimBuilder, s, x, weights, ids, w_gate, w_up, w_down, block: int = 0):
-    (t, d), k, e = _shape(x), _shape(ids)[1], _shape(w_gate)[0]
-    n = t * k
-    flat = _flat(b, ids, s.priority)
-    pos, valid, counts = _positions(b, flat, e)
-    keep, kept = valid, counts
-    if s.capacity > 0:
-        keep = b.map("and", valid, b.map("lt", pos, b.like(s.capacity, pos)))
-        kept = b.map("min", counts, b.like(s.capacity, counts))
-    items = min(n, e * s.capacity) if s.capacity > 0 else n
-    bsize = block_size(items, e, block)
-    rows = layout_rows(items, e, bsize)
-    group = b.map("select", keep, flat, b.like(e, flat))
-    dest, src, tile_groups = block_layout(b, group, pos, kept, e, bsize, rows)
+def _tile_rows(b: PrimBuilder, s, x, group, pos, kept, items: int, block: int, experts):
+    """The expert outputs [N, D] of the items with a group in [0, E), through the
+    block-padded sorted layout: rows gathered into tiles, one ``prim.block_ffn``."""
+    (t, d), n, e = _shape(x), _shape(group)[0], _shape(experts[0])[0]
+    k = n // t
+    rows = layout_rows(items, e, block)
+    dest, src, tile_groups = block_layout(b, group, pos, kept, e, block, rows)
     xs = _rows(b, x, _token_of(b, src, t, k, s.priority), b.map("lt", src, b.like(n, src)))
-
-    def matmul(lhs, w, acc):
-        return b._op("prim.block_matmul", lhs, w, tile_groups, block=bsize,
-                     result_type=ttype(lhs).with_shape((rows, _shape(w)[2])).with_dtype(acc))
-    ys = _ffn(b, s, xs, w_gate, w_up, w_down, matmul)
-    yk = _rows(b, ys, dest, keep)
-    return _combine(b, s, _unflat(b, yk, t, k, s.priority), weights, s.results[0].dtype)
+    acc = _acc(ttype(x).dtype)
+    ys = b._op("prim.block_ffn", xs, tile_groups, *[w for w in experts if w is not None], block=block,
+               activation=s.activation, result_type=TensorType((rows, d), acc))
+    return _rows(b, ys, dest, b.map("lt", group, b.like(e, group)))
 
 
 def _moe_ffn(forced: str, block: int):
+    # nn.moe_ffn -> routing bookkeeping + the layout strategy() picks + the weighted combine.
     def rule(b, s, x, weights, ids, w_gate, *rest):
-        w_up, w_down = (rest[0], rest[1]) if len(rest) == 2 else (None, rest[0])
+        experts = (w_gate, rest[0], rest[1]) if len(rest) == 2 else (w_gate, None, rest[0])
         (t, _), k, e = _shape(x), _shape(ids)[1], _shape(w_gate)[0]
-        how = strategy(t, k, e, s.capacity, forced)
-        if how == "slots":
-            return _slots(b, s, x, weights, ids, w_gate, w_up, w_down)
-        return _tiles(b, s, x, weights, ids, w_gate, w_up, w_down, block)
+        n = t * k
+        flat = _flat(b, ids, s.priority)
+        pos, keep, kept = _positions(b, flat, e)
+        if s.capacity > 0:
+            keep = b.map("and", keep, b.map("lt", pos, b.like(s.capacity, pos)))
+            kept = b.map("min", kept, b.like(s.capacity, kept))
+        items = min(n, e * s.capacity) if s.capacity > 0 else n
+        if strategy(t, k, e, s.capacity, forced) == "slots":
+            yk = _slot_rows(b, s, x, flat, pos, keep, min(s.capacity, t) if s.capacity > 0 else t, experts)
+        else:
+            group = b.map("select", keep, flat, b.like(e, flat))
+            yk = _tile_rows(b, s, x, group, pos, kept, items, block_size(items, e, block), experts)
+        return _combine(b, s, _unflat(b, yk, t, k, s.priority), weights, s.results[0].dtype)
     return rule
 
 
@@ -278,7 +270,7 @@ def _grouped_matmul(block: int):
                                               g, bsize, rows)
         xs = _rows(b, x, src, b.map("lt", src, b.like(m, src)))
         out = s.results[0]
-        ys = b._op("prim.block_matmul", xs, w, tile_groups, block=bsize,
+        ys = b._op("prim.block_matmul", xs, tile_groups, w, block=bsize,
                    result_type=ttype(xs).with_shape((rows, out.shape[1])).with_dtype(_acc(out.dtype)))
         inside = b.map("lt", group, b.like(g, group))
         return b.cast(_rows(b, ys, dest, inside), out.dtype)

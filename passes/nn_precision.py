@@ -37,7 +37,7 @@ from stepwell.core.types import TensorType, is_float, numpy_dtype
 
 LOW = ("bf16", "f16")
 DEFAULT_KEEP = ("layer_norm", "rms_norm", "softmax", "reduce_sum", "reduce_mean", "reduce_max", "attention")
-CONTRACTIONS = ("matmul", "linear", "quantized_linear")
+CONTRACTIONS = ("matmul", "linear", "quantized_linear", "moe_ffn", "grouped_matmul")
 COMPUTE = CONTRACTIONS + (
     "conv2d", "add", "sub", "mul", "div", "maximum", "minimum", "relu", "gelu", "silu", "sigmoid",
     "tanh", "exp", "attention", "softmax", "layer_norm", "rms_norm", "reduce_sum", "reduce_mean",

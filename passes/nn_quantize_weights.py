@@ -34,14 +34,14 @@ from stepwell.core.types import TensorType, is_float
 from stepwell.core.verifier import walk
 
 
-def _constant_weight(value):
-    """The numpy value of a dense float 2-D ``arith.constant`` defining ``value``, else None."""
+def _constant_weight(value, rank: int = 2):
+    """The numpy value of a dense float ``arith.constant`` of ``rank`` defining ``value``, else None."""
     owner = value.owner
     if isinstance(owner, ir.Block):
         return None
     owner = owner.operation
     t = TensorType.from_mlir(value.type)
-    if owner.name != "arith.constant" or t is None or t.rank != 2 or not is_float(t.dtype) \
+    if owner.name != "arith.constant" or t is None or t.rank != rank or not is_float(t.dtype) \
             or None in t.shape:
         return None
     attr = owner.attributes["value"]
@@ -53,6 +53,13 @@ def _constant_weight(value):
 def _dense(array: np.ndarray, dtype: str):
     t = TensorType(array.shape, dtype).to_mlir()
     return arith.ConstantOp(t, ir.DenseElementsAttr.get(np.ascontiguousarray(array), type=t)).result
+
+
+# op -> the operand numbers of its stacked [E, in, out] expert weights
+_EXPERT_WEIGHTS = {
+    "nn.moe_ffn": lambda op: range(3, len(op.operands)),  # w_gate, w_up?, w_down
+    "nn.grouped_matmul": lambda op: (1,),
+}
 
 
 @register
@@ -77,6 +84,30 @@ class NnQuantizeWeights(Pass):
         with context():
             for op in [o for o in walk(module.operation) if o.name in ("nn.linear", "nn.matmul")]:
                 self._rewrite(op)
+            for op in [o for o in walk(module.operation) if o.name in _EXPERT_WEIGHTS]:
+                for i in _EXPERT_WEIGHTS[op.name](op):
+                    self._rewrite_experts(op, i)
+
+    def _rewrite_experts(self, op, i: int) -> None:
+        """Stacked expert weight operand ``i`` ([E, in, out] constant) -> nn.dequantize of int8/int4."""
+        w = op.operands[i]
+        weight = _constant_weight(w, rank=3)
+        if weight is None:
+            return
+        gs = qz.effective_group_size(self.group_size, weight.shape[1])
+        if gs is None or (self.bits == 4 and weight.shape[2] % 2):
+            return
+        scales, zero = qz.compute_scales(weight, self.bits, gs, 1, self.symmetric)
+        q = qz.quantize(weight, scales, zero, self.bits, gs, 1)
+        with ir.InsertionPoint(op), op.location:
+            operands = [_dense(q, "i8"), _dense(scales.astype(np.float32), "f32")]
+            if zero is not None:
+                operands.append(_dense(zero, "i8"))
+            deq = opspec.lookup("nn.dequantize").build(*operands, bits=self.bits, group_size=gs, axis=1)
+        op.operands[i] = deq
+        const = w.owner.operation
+        if not list(const.results[0].uses):
+            const.erase()
 
     def _rewrite(self, op) -> None:
         x, w = op.operands[0], op.operands[1]
