@@ -58,6 +58,14 @@ ROUND_TRIP = [
     ("prim.conv", ["1x8x8x3xf32", "3x3x3x4xf32"], lambda x, w: sw.prim.conv(x, w)),
     ("prim.conv", ["2x9x9x6xf32", "3x2x2x12xf32"],
      lambda x, w: sw.prim.conv(x, w, strides=[2, 1], padding=[1, 1, 0, 2], dilation=[1, 2], groups=3)),
+    # routing ops (dialects/prim_moe.py)
+    ("prim.top_k", ["4x8xf32"], lambda x: sw.prim.top_k(x, k=3)),
+    ("prim.scan", ["6x4xi32"], lambda x: sw.prim.scan(x, axis=0, exclusive=True)),
+    ("prim.scatter", ["9x2xf32", "5xi32", "5x2xf32"], lambda d, i, u: sw.prim.scatter(d, i, u)),
+    ("prim.block_matmul", ["8x4xf32", "2xi32", "3x4x5xf32"], lambda x, g, w: sw.prim.block_matmul(x, g, w, block=4)),
+    ("prim.block_ffn", ["8x4xbf16", "4xi32", "3x4x5xbf16", "3x4x5xbf16", "3x5x4xbf16"],
+     lambda x, g, wg, wu, wd: sw.prim.block_ffn(x, g, wg, wu, wd, block=2, activation="relu",
+                                                result_type=tt("8x4xf32"))),
 ]
 
 
@@ -213,6 +221,17 @@ NEGATIVE = [
      "attribute 'strides' must be array<i64: ...>"),
     ("prim.conv", ["1x8x8x3xf32", "3x3x3x4xf16"], "", "1x6x6x4xf32", "operand element types differ: f32, f16"),
     ("prim.conv", ["1x8x8x3xf32", "3x3x3x4xf32", "4xf32"], "", "1x6x6x4xf32", "expects 2 operands, found 3"),
+]
+
+
+NEGATIVE += [  # routing ops (dialects/prim_moe.py)
+    ("prim.top_k", ["4x8xf32"], "{k = 2 : i64}", "4x2xf32", "expects 2 results, found 1"),
+    ("prim.scan", ["4x8xi32"], "{axis = 2 : i64}", "4x8xi32", "axis 2 is out of range for rank 2"),
+    ("prim.scatter", ["9x2xf32", "5xf32", "5x2xf32"], "", "9x2xf32", "indices must be i32/i64 [n], found tensor<5xf32>"),
+    ("prim.block_matmul", ["9x4xf32", "2xi32", "3x4x5xf32"], "{block = 4 : i64}", "9x5xf32",
+     "x must have tiles * block = 2 * 4 rows, found tensor<9x4xf32>"),
+    ("prim.block_ffn", ["8x4xf32", "2xi32", "3x4x5xf32", "3x4x4xf32"], "{block = 4 : i64}", "8x4xf32",
+     "w_down tensor<3x4x4xf32> must be [groups, hidden, in] for w_gate tensor<3x4x5xf32>"),
 ]
 
 
@@ -603,6 +622,63 @@ def test_conv_i8_accumulates_exactly():
     assert_matches(ours, want)
 
 
+# -- routing ops (dialects/prim_moe.py) --------------------------------------------------
+
+
+@given(data=st.data(), seed=seeds)
+def test_top_k_matches_lax_top_k(data, seed):
+    shape = data.draw(shapes(1, 3))
+    k = data.draw(st.integers(1, shape[-1]))
+    x = np.random.default_rng(seed).integers(-3, 3, shape).astype(np.float32)  # ties
+    values, indices = opspec.lookup("prim.top_k").evaluate([x], {"k": k})
+    want_v, want_i = jax.lax.top_k(x, k)
+    assert_matches(values, want_v)
+    assert_matches(indices, want_i)
+
+
+@given(data=st.data(), seed=seeds)
+def test_scan_matches_cumsum(data, seed):
+    shape = data.draw(shapes(1, 3))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    x = np.random.default_rng(seed).integers(-9, 9, shape).astype(np.int32)
+    assert_matches(evaluate("prim.scan", [x], {"axis": axis}), jnp.cumsum(x, axis=axis, dtype=jnp.int32))
+    assert_matches(evaluate("prim.scan", [x], {"axis": axis, "exclusive": True}),
+                   jnp.cumsum(x, axis=axis, dtype=jnp.int32) - x)
+
+
+def test_scatter_matches_at_set_dropping_out_of_range():
+    rng = np.random.default_rng(0)
+    dest, upd = normal(rng, (6, 3)), normal(rng, (5, 3))
+    idx = np.array([4, -1, 0, 6, 2], np.int32)  # -1 and 6: out of range, dropped
+    want = jnp.asarray(dest).at[jnp.where(idx < 0, 6, idx)].set(upd, mode="drop")
+    assert_matches(evaluate("prim.scatter", [dest, idx, upd], {}), want)
+
+
+def _tiles_jax(x, groups, block, fn):
+    """fn(tile rows, group) on the leading tiles whose group is in range, zeros after."""
+    out, done = [], False
+    for i, g in enumerate(groups):
+        done = done or not 0 <= g < 3
+        rows = x[i * block:(i + 1) * block]
+        out.append(jnp.zeros((block, 4)) if done else fn(rows, g))
+    return jnp.concatenate(out)
+
+
+def test_block_matmul_and_ffn_match_per_tile_jax():
+    rng = np.random.default_rng(1)
+    x, w = normal(rng, (8, 4)), normal(rng, (3, 4, 4))
+    wg, wu, wd = normal(rng, (3, 4, 5)), normal(rng, (3, 4, 5)), normal(rng, (3, 5, 4))
+    for groups in ([2, 0, 1, 1], [1, 3, 0, 0], [2, 2, 2, 2]):  # 3: out of range, ends the tiles
+        g = np.array(groups, np.int32)
+        hi = jax.lax.Precision.HIGHEST
+        assert_matches(evaluate("prim.block_matmul", [x, g, w], {"block": 2}),
+                       _tiles_jax(x, groups, 2, lambda r, i: jnp.matmul(r, w[i], precision=hi)), atol=1e-5)
+        assert_matches(evaluate("prim.block_ffn", [x, g, wg, wu, wd], {"block": 2, "activation": "silu"}),
+                       _tiles_jax(x, groups, 2, lambda r, i: jnp.matmul(
+                           jax.nn.silu(jnp.matmul(r, wg[i], precision=hi)) * jnp.matmul(r, wu[i], precision=hi),
+                           wd[i], precision=hi)), atol=1e-5)
+
+
 NUMERIC_TESTS = {
     "prim.contract": test_contract_matches_einsum, "prim.map": test_map_matches_jax,
     "prim.broadcast": test_broadcast_matches_broadcast_in_dim, "prim.reduce": test_reduce_matches_jnp,
@@ -611,6 +687,10 @@ NUMERIC_TESTS = {
     "prim.pad": test_pad_matches_lax_pad, "prim.concat": test_concat_matches_jnp,
     "prim.gather": test_gather_matches_take_clamped, "prim.iota": test_iota_matches_broadcasted_iota,
     "prim.conv": test_conv_matches_conv_general_dilated,
+    "prim.top_k": test_top_k_matches_lax_top_k, "prim.scan": test_scan_matches_cumsum,
+    "prim.scatter": test_scatter_matches_at_set_dropping_out_of_range,
+    "prim.block_matmul": test_block_matmul_and_ffn_match_per_tile_jax,
+    "prim.block_ffn": test_block_matmul_and_ffn_match_per_tile_jax,
 }
 
 
