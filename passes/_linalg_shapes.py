@@ -121,17 +121,20 @@ def _expand(e, value: str, src: TensorType, dst: TensorType, groups) -> str:
 
 # reshape: collapse_shape / expand_shape when it is one, else collapse to 1-D and expand.
 def lower_reshape(op, e, args):
-    x, res = ttype(op.operands[0]), ttype(op.results[0])
+    return reshape_value(e, args[0], ttype(op.operands[0]), ttype(op.results[0]))
+
+
+def reshape_value(e, value: str, x: TensorType, res: TensorType) -> str:
+    """``value`` of type ``x`` reshaped (row-major) to ``res``."""
     if x.shape == res.shape:
-        return args[0]
+        return value
     if x.rank > res.rank and (groups := reassociation(x.shape, res.shape)) is not None:
-        return e(f"tensor.collapse_shape {args[0]} {_groups_text(groups)} : {x} into {res}")
+        return e(f"tensor.collapse_shape {value} {_groups_text(groups)} : {x} into {res}")
     if x.rank < res.rank and (groups := reassociation(res.shape, x.shape)) is not None:
-        return _expand(e, args[0], x, res, groups)
+        return _expand(e, value, x, res, groups)
     if None in x.shape or None in res.shape:
         raise Unsupported(f"a dynamic reshape from {x} to {res}")
     flat = x.with_shape([int(np.prod(x.shape))])
-    value = args[0]
     if x.rank != 1:
         value = e(f"tensor.collapse_shape {value} {_groups_text([list(range(x.rank))])} : {x} into {flat}")
     if res.rank == 1:

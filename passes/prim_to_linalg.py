@@ -8,6 +8,7 @@ import functools
 from stepwell.dialects.prim import parse_contract_spec
 from stepwell.core.ir import ir
 from stepwell.core.opspec import is_custom
+from stepwell.passes._linalg_contract import grouped_contract
 from stepwell.passes._linalg_conv import lower_conv
 from stepwell.passes._linalg_moe import LOWERINGS as MOE_LOWERINGS
 from stepwell.passes._linalg_shapes import (lower_broadcast, lower_cast, lower_concat, lower_gather,
@@ -66,8 +67,11 @@ def lower_contract(op, e, args, widen: bool = False):
         args = [x, y]
     like = {i: (args[0], a, lhs.index(c)) if c in lhs else (args[1], b, rhs.index(c))
             for i, c in enumerate(out)}
-    init = e.filled(0, acc, like)
     kind = _matmul_kind(lhs, rhs, out)
+    grouped = None if kind else grouped_contract(e, lhs, rhs, out, args, a, b, acc)
+    if grouped is not None:  # several row/column/summed letters: a batched matmul
+        return narrow(e, grouped, acc, res)
+    init = e.filled(0, acc, like)
     if kind:
         value = e(f"linalg.{kind} ins({args[0]}, {args[1]} : {a}, {b}) outs({init} : {acc}) -> {acc}")
     else:
