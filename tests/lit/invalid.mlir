@@ -300,4 +300,44 @@ func.func @unknown_op(%a0: tensor<4xf32>) {
 }
 
 // -----
+
+func.func @top_k_k(%a0: tensor<4x3xf32>) {
+  // expected-error @+1 {{'nn.top_k' k = 4 exceeds the last axis size 3 of x tensor<4x3xf32>}}
+  %0:2 = "nn.top_k"(%a0) {k = 4 : i64} : (tensor<4x3xf32>) -> (tensor<4x4xf32>, tensor<4x4xi32>)
+  return
+}
+
+// -----
+
+func.func @moe_ffn_capacity(%x: tensor<6x4xf32>, %w: tensor<6x2xf32>, %i: tensor<6x2xi32>, %wg: tensor<3x4x5xf32>, %wd: tensor<3x5x4xf32>) {
+  // expected-error @+1 {{'nn.moe_ffn' capacity must be >= 0 (0: dropless), found -2}}
+  %0 = "nn.moe_ffn"(%x, %w, %i, %wg, %wd) {capacity = -2 : i64} : (tensor<6x4xf32>, tensor<6x2xf32>, tensor<6x2xi32>, tensor<3x4x5xf32>, tensor<3x5x4xf32>) -> tensor<6x4xf32>
+  return
+}
+
+// -----
+
+func.func @moe_ffn_ids(%x: tensor<6x4xf32>, %w: tensor<6x2xf32>, %i: tensor<6x2xf32>, %wg: tensor<3x4x5xf32>, %wd: tensor<3x5x4xf32>) {
+  // expected-error @+1 {{'nn.moe_ffn' ids must have element type i32 or i64, found tensor<6x2xf32>}}
+  %0 = "nn.moe_ffn"(%x, %w, %i, %wg, %wd) : (tensor<6x4xf32>, tensor<6x2xf32>, tensor<6x2xf32>, tensor<3x4x5xf32>, tensor<3x5x4xf32>) -> tensor<6x4xf32>
+  return
+}
+
+// -----
+
+func.func @moe_ffn_experts(%x: tensor<6x4xf32>, %w: tensor<6x2xf32>, %i: tensor<6x2xi32>, %wg: tensor<3x4x5xf32>, %wd: tensor<2x5x4xf32>) {
+  // expected-error @+1 {{'nn.moe_ffn' w_down must be [experts, d_ff, d_model] = [3, 5, 4] to match w_gate tensor<3x4x5xf32>, found tensor<2x5x4xf32>}}
+  %0 = "nn.moe_ffn"(%x, %w, %i, %wg, %wd) : (tensor<6x4xf32>, tensor<6x2xf32>, tensor<6x2xi32>, tensor<3x4x5xf32>, tensor<2x5x4xf32>) -> tensor<6x4xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_sizes(%x: tensor<6x4xf32>, %w: tensor<3x4x5xf32>, %s: tensor<2xi32>) {
+  // expected-error @+1 {{'nn.grouped_matmul' group_sizes tensor<2xi32> must have one entry per group of w tensor<3x4x5xf32>}}
+  %0 = "nn.grouped_matmul"(%x, %w, %s) : (tensor<6x4xf32>, tensor<3x4x5xf32>, tensor<2xi32>) -> tensor<6x5xf32>
+  return
+}
+
+// -----
 // ===== prim dialect ===== (its cases go below)

@@ -61,3 +61,19 @@ func.func @indivisible(%x: tensor<1x3xf32>) -> tensor<1x2xf32> {
   %0 = "nn.linear"(%x, %w) : (tensor<1x3xf32>, tensor<3x2xf32>) -> tensor<1x2xf32>
   return %0 : tensor<1x2xf32>
 }
+
+// -----
+
+// Stacked expert weights [E, in, out] of nn.moe_ffn: per expert, per output channel,
+// read through nn.dequantize along axis 1.
+// CHECK-LABEL: func.func @moe_experts
+// CHECK-DAG: %[[Q:.*]] = arith.constant dense<{{.*}}> : tensor<2x2x2xi8>
+// CHECK-DAG: %[[S:.*]] = arith.constant dense<{{.*}}> : tensor<2x1x2xf32>
+// CHECK: %[[W:.*]] = "nn.dequantize"(%[[Q]], %[[S]]) {axis = 1 : i64, bits = 8 : i64, group_size = 0 : i64} : (tensor<2x2x2xi8>, tensor<2x1x2xf32>) -> tensor<2x2x2xf32>
+// CHECK: "nn.moe_ffn"(%arg0, %arg1, %arg2, %[[W]], {{.*}})
+func.func @moe_experts(%x: tensor<3x2xf32>, %w: tensor<3x1xf32>, %i: tensor<3x1xi32>) -> tensor<3x2xf32> {
+  %wg = arith.constant dense<[[[1.0, -2.0], [0.5, 4.0]], [[3.0, 1.0], [-6.0, 2.0]]]> : tensor<2x2x2xf32>
+  %wd = arith.constant dense<[[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]]> : tensor<2x2x2xf32>
+  %y = "nn.moe_ffn"(%x, %w, %i, %wg, %wd) : (tensor<3x2xf32>, tensor<3x1xf32>, tensor<3x1xi32>, tensor<2x2x2xf32>, tensor<2x2x2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}

@@ -159,3 +159,57 @@ func.func @shapes(%x: tensor<2x3xf32>) -> tensor<12xf16> {
   %3 = "nn.cast"(%2) : (tensor<12xf32>) -> tensor<12xf16>
   return %3 : tensor<12xf16>
 }
+
+// -----
+
+// nn.top_k is prim.top_k: two results.
+// CHECK-LABEL: func.func @top_k
+// CHECK: %[[T:.*]]:2 = "prim.top_k"(%arg0) {k = 2 : i64} : (tensor<4x6xf32>) -> (tensor<4x2xf32>, tensor<4x2xi32>)
+// CHECK: return %[[T]]#0, %[[T]]#1
+func.func @top_k(%x: tensor<4x6xf32>) -> (tensor<4x2xf32>, tensor<4x2xi32>) {
+  %v, %i = "nn.top_k"(%x) {k = 2 : i64} : (tensor<4x6xf32>) -> (tensor<4x2xf32>, tensor<4x2xi32>)
+  return %v, %i : tensor<4x2xf32>, tensor<4x2xi32>
+}
+
+// -----
+
+// With a capacity, nn.moe_ffn uses slots: positions by a prefix sum over the one-hot
+// [N, E] (linear), the inverse map by a scatter, [E, C, D] batched contractions.
+// CHECK-LABEL: func.func @moe_slots
+// CHECK: "prim.scan"({{.*}}) {axis = 0 : i64} : (tensor<16x4xi32>) -> tensor<16x4xi32>
+// CHECK: "prim.scatter"({{.*}}) : (tensor<13xi32>, tensor<16xi32>, tensor<16xi32>) -> tensor<13xi32>
+// CHECK: "prim.gather"(%arg0, {{.*}}) {axis = 0 : i64} : (tensor<8x4xf32>, tensor<12xi32>) -> tensor<12x4xf32>
+// CHECK: "prim.contract"({{.*}}, %arg3) {spec = "eck,ekn->ecn"} : (tensor<4x3x4xf32>, tensor<4x4x6xf32>) -> tensor<4x3x6xf32>
+// CHECK: "prim.contract"({{.*}}, %arg5) {spec = "eck,ekn->ecn"} : (tensor<4x3x6xf32>, tensor<4x6x4xf32>) -> tensor<4x3x4xf32>
+// CHECK: "prim.contract"({{.*}}, %arg1) {spec = "tkd,tk->td"}
+// CHECK-NOT: "nn.
+func.func @moe_slots(%x: tensor<8x4xf32>, %w: tensor<8x2xf32>, %ids: tensor<8x2xi32>, %wg: tensor<4x4x6xf32>, %wu: tensor<4x4x6xf32>, %wd: tensor<4x6x4xf32>) -> tensor<8x4xf32> {
+  %y = "nn.moe_ffn"(%x, %w, %ids, %wg, %wu, %wd) {capacity = 3 : i64} : (tensor<8x4xf32>, tensor<8x2xf32>, tensor<8x2xi32>, tensor<4x4x6xf32>, tensor<4x4x6xf32>, tensor<4x6x4xf32>) -> tensor<8x4xf32>
+  return %y : tensor<8x4xf32>
+}
+
+// -----
+
+// Dropless, nn.moe_ffn uses the block-padded sorted layout: N + E*(B-1) = 48 rows in
+// B = 8 row tiles, one prim.block_ffn over the used tiles.
+// CHECK-LABEL: func.func @moe_tiles
+// CHECK: "prim.scan"({{.*}}) {axis = 0 : i64} : (tensor<16x4xi32>) -> tensor<16x4xi32>
+// CHECK: "prim.scatter"({{.*}}) : (tensor<49xi32>, tensor<16xi32>, tensor<16xi32>) -> tensor<49xi32>
+// CHECK: "prim.block_ffn"({{.*}}, {{.*}}, %arg3, %arg4) {activation = "relu", block = 8 : i64} : (tensor<48x4xf32>, tensor<6xi32>, tensor<4x4x6xf32>, tensor<4x6x4xf32>) -> tensor<48x4xf32>
+// CHECK-NOT: "nn.
+func.func @moe_tiles(%x: tensor<8x4xf32>, %w: tensor<8x2xf32>, %ids: tensor<8x2xi32>, %wg: tensor<4x4x6xf32>, %wd: tensor<4x6x4xf32>) -> tensor<8x4xf32> {
+  %y = "nn.moe_ffn"(%x, %w, %ids, %wg, %wd) {activation = "relu"} : (tensor<8x4xf32>, tensor<8x2xf32>, tensor<8x2xi32>, tensor<4x4x6xf32>, tensor<4x6x4xf32>) -> tensor<8x4xf32>
+  return %y : tensor<8x4xf32>
+}
+
+// -----
+
+// nn.grouped_matmul: group bounds by prefix sums of the sizes, the same block layout,
+// one prim.block_matmul.
+// CHECK-LABEL: func.func @grouped_matmul
+// CHECK: "prim.scan"({{.*}}) {axis = 0 : i64} : (tensor<3xi32>) -> tensor<3xi32>
+// CHECK: "prim.block_matmul"({{.*}}, {{.*}}, %arg1) {block = 8 : i64} : (tensor<32x4xf32>, tensor<4xi32>, tensor<3x4x5xf32>) -> tensor<32x5xf32>
+func.func @grouped_matmul(%x: tensor<10x4xf32>, %w: tensor<3x4x5xf32>, %s: tensor<3xi32>) -> tensor<10x5xf32> {
+  %y = "nn.grouped_matmul"(%x, %w, %s) : (tensor<10x4xf32>, tensor<3x4x5xf32>, tensor<3xi32>) -> tensor<10x5xf32>
+  return %y : tensor<10x5xf32>
+}

@@ -484,3 +484,73 @@ func.func @dynamic_added_dim(%x: tensor<4xf32>) -> tensor<4x?xf32> {
   %0 = "prim.broadcast"(%x) {dims = array<i64: 0>} : (tensor<4xf32>) -> tensor<4x?xf32>
   return %0 : tensor<4x?xf32>
 }
+
+// -----
+
+// prim.top_k: one arg-max reduction per pick (the earlier picks excluded), both results
+// stacked into the [.., k] outputs.
+// CHECK-LABEL: func.func @top_k
+// CHECK: %[[A:.*]]:2 = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]} ins(%arg0 : tensor<4x6xf32>)
+// CHECK: %[[B:.*]]:2 = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]} ins(%arg0, %[[A]]#1 : tensor<4x6xf32>, tensor<4xi32>)
+// CHECK: tensor.insert_slice %[[B]]#1 into {{.*}}[0, 1] [4, 1] [1, 1] : tensor<4xi32> into tensor<4x2xi32>
+func.func @top_k(%x: tensor<4x6xf32>) -> (tensor<4x2xf32>, tensor<4x2xi32>) {
+  %0:2 = "prim.top_k"(%x) {k = 2 : i64} : (tensor<4x6xf32>) -> (tensor<4x2xf32>, tensor<4x2xi32>)
+  return %0#0, %0#1 : tensor<4x2xf32>, tensor<4x2xi32>
+}
+
+// -----
+
+// prim.scan: iree_linalg_ext.scan (linear).
+// CHECK-LABEL: func.func @scan
+// CHECK: iree_linalg_ext.scan dimension(0) inclusive(true) ins(%arg0 : tensor<16x4xi32>)
+func.func @scan(%x: tensor<16x4xi32>) -> tensor<16x4xi32> {
+  %0 = "prim.scan"(%x) {axis = 0 : i64} : (tensor<16x4xi32>) -> tensor<16x4xi32>
+  return %0 : tensor<16x4xi32>
+}
+
+// -----
+
+// prim.scatter: iree_linalg_ext.scatter into dest plus a spare row that takes the
+// out-of-range indices, sliced off after.
+// CHECK-LABEL: func.func @scatter
+// CHECK: %[[D:.*]] = tensor.insert_slice %arg0 into {{.*}}[0] [13] [1] : tensor<13xi32> into tensor<14xi32>
+// CHECK: %[[S:.*]] = iree_linalg_ext.scatter dimension_map = [0] unique_indices(false) ins(%arg2, {{.*}} : tensor<16xi32>, tensor<16x1xi32>) outs(%[[D]] : tensor<14xi32>)
+// CHECK: tensor.extract_slice %[[S]][0] [13] [1] : tensor<14xi32> to tensor<13xi32>
+func.func @scatter(%d: tensor<13xi32>, %i: tensor<16xi32>, %u: tensor<16xi32>) -> tensor<13xi32> {
+  %0 = "prim.scatter"(%d, %i, %u) : (tensor<13xi32>, tensor<16xi32>, tensor<16xi32>) -> tensor<13xi32>
+  return %0 : tensor<13xi32>
+}
+
+// -----
+
+// prim.block_ffn: an scf.for over the used tiles (a min-reduction finds them), each
+// tile's FFN with its expert's weight slices.
+// CHECK-LABEL: func.func @block_ffn
+// CHECK: %[[N:.*]] = linalg.generic {{.*}}iterator_types = ["reduction"]} ins(%arg1 : tensor<6xi32>)
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (tensor<48x4xf32>)
+// CHECK: tensor.extract_slice %arg0[{{.*}}, 0] [8, 4] [1, 1] : tensor<48x4xf32> to tensor<8x4xf32>
+// CHECK: tensor.extract_slice %arg2[{{.*}}, 0, 0] [1, 4, 6] [1, 1, 1] : tensor<4x4x6xf32> to tensor<4x6xf32>
+// CHECK: linalg.matmul ins({{.*}} : tensor<8x4xf32>, tensor<4x6xf32>)
+// CHECK: arith.maximumf
+// CHECK: linalg.matmul ins({{.*}} : tensor<8x6xf32>, tensor<6x4xf32>)
+// CHECK: scf.yield {{.*}} : tensor<48x4xf32>
+func.func @block_ffn(%x: tensor<48x4xf32>, %g: tensor<6xi32>, %wg: tensor<4x4x6xf32>, %wd: tensor<4x6x4xf32>) -> tensor<48x4xf32> {
+  %0 = "prim.block_ffn"(%x, %g, %wg, %wd) {activation = "relu", block = 8 : i64} : (tensor<48x4xf32>, tensor<6xi32>, tensor<4x4x6xf32>, tensor<4x6x4xf32>) -> tensor<48x4xf32>
+  return %0 : tensor<48x4xf32>
+}
+
+// -----
+
+// A contraction with two row letters (the capacity MoE's dispatch einsum) is a matmul
+// between a transpose/collapse and an expand, not one 4-loop generic (which IREE 3.13's
+// CPU backend vectorized into too large vectors).
+// CHECK-LABEL: func.func @contract_grouped
+// CHECK: %[[T:.*]] = linalg.transpose ins(%arg0 : tensor<64x8x20xf32>) {{.*}} permutation = [1, 2, 0]
+// CHECK: %[[C:.*]] = tensor.collapse_shape %[[T]] {{\[\[}}0, 1], [2]] : tensor<8x20x64xf32> into tensor<160x64xf32>
+// CHECK: %[[M:.*]] = linalg.matmul ins(%[[C]], %arg1 : tensor<160x64xf32>, tensor<64x32xf32>)
+// CHECK: tensor.expand_shape %[[M]] {{\[\[}}0, 1], [2]] output_shape [8, 20, 32] : tensor<160x32xf32> into tensor<8x20x32xf32>
+// CHECK-NOT: linalg.generic
+func.func @contract_grouped(%d: tensor<64x8x20xf32>, %x: tensor<64x32xf32>) -> tensor<8x20x32xf32> {
+  %0 = "prim.contract"(%d, %x) {spec = "tec,td->ecd"} : (tensor<64x8x20xf32>, tensor<64x32xf32>) -> tensor<8x20x32xf32>
+  return %0 : tensor<8x20x32xf32>
+}

@@ -133,5 +133,19 @@ func.func @shape(%x: tensor<2x3x4xf32>, %y: tensor<2x1x4xf32>) -> (tensor<6x4xf3
   return %0, %1, %2, %3, %4 : tensor<6x4xf32>, tensor<3x2x4xf32>, tensor<4x3x2xf32>, tensor<2x7x4xf32>, tensor<2x3x4xi32>
 }
 
+// CHECK-LABEL: func.func @moe(
+// CHECK: %0:2 = "nn.top_k"(%arg0) {k = 2 : i64} : (tensor<6x4xf32>) -> (tensor<6x2xf32>, tensor<6x2xi32>)
+// CHECK: %1 = "nn.moe_ffn"(%arg1, %0#0, %0#1, %arg2, %arg3, %arg4) : (tensor<6x8xf32>, tensor<6x2xf32>, tensor<6x2xi32>, tensor<4x8x16xf32>, tensor<4x8x16xf32>, tensor<4x16x8xf32>) -> tensor<6x8xf32>
+// CHECK: %2 = "nn.moe_ffn"(%arg1, %0#0, %0#1, %arg2, %arg4) {activation = "gelu", capacity = 3 : i64, priority = "choice"} : (tensor<6x8xf32>, tensor<6x2xf32>, tensor<6x2xi32>, tensor<4x8x16xf32>, tensor<4x16x8xf32>) -> tensor<6x8xf32>
+// CHECK: %3 = "nn.grouped_matmul"(%arg1, %arg2, %arg5) : (tensor<6x8xf32>, tensor<4x8x16xf32>, tensor<4xi32>) -> tensor<6x16xf32>
+func.func @moe(%l: tensor<6x4xf32>, %x: tensor<6x8xf32>, %wg: tensor<4x8x16xf32>, %wu: tensor<4x8x16xf32>, %wd: tensor<4x16x8xf32>, %s: tensor<4xi32>) -> (tensor<6x8xf32>, tensor<6x8xf32>, tensor<6x16xf32>) {
+  %v, %i = "nn.top_k"(%l) {k = 2 : i64} : (tensor<6x4xf32>) -> (tensor<6x2xf32>, tensor<6x2xi32>)
+  %0 = "nn.moe_ffn"(%x, %v, %i, %wg, %wu, %wd) : (tensor<6x8xf32>, tensor<6x2xf32>, tensor<6x2xi32>, tensor<4x8x16xf32>, tensor<4x8x16xf32>, tensor<4x16x8xf32>) -> tensor<6x8xf32>
+  %1 = "nn.moe_ffn"(%x, %v, %i, %wg, %wd) {activation = "gelu", capacity = 3 : i64, priority = "choice"} : (tensor<6x8xf32>, tensor<6x2xf32>, tensor<6x2xi32>, tensor<4x8x16xf32>, tensor<4x16x8xf32>) -> tensor<6x8xf32>
+  %2 = "nn.grouped_matmul"(%x, %wg, %s) : (tensor<6x8xf32>, tensor<4x8x16xf32>, tensor<4xi32>) -> tensor<6x16xf32>
+  return %0, %1, %2 : tensor<6x8xf32>, tensor<6x8xf32>, tensor<6x16xf32>
+}
+
+// -----
 // -----
 // ===== prim dialect ===== (its cases go below)
