@@ -290,7 +290,7 @@ def conv_bias(op, b):
 
 # matmul-form contractions as nn.matmul (also without composites)
 MATMUL = {"prim.contract": [matmul, flat_matmul]}
-# phase -> {root op name: [rules]}, applied in order.
+# phase -> {root op name: [rules]}, applied in order (the MoE layers last: _stablehlo_moe_layers).
 PHASES = [
     {"prim.map": [softmax, layer_norm, rms_norm, gelu_tanh, gelu_erf, sigmoid]},
     {"prim.contract": [attention], "prim.map": [silu, relu]},

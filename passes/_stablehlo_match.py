@@ -360,7 +360,7 @@ class Builder(PrimBuilder):
 
     def _op(self, name, *operands, result_type=None, **attrs):
         value = super()._op(name, *operands, result_type=result_type, **attrs)
-        self.created.append(value.owner)
+        self.created.append((value[0] if isinstance(value, tuple) else value).owner)  # (multi-result ops)
         return value
 
     def splat(self, value, t):

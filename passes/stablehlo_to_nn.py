@@ -33,6 +33,8 @@ from stepwell.core.passes_base import Pass, apply_patterns, register
 from stepwell.passes.prim_simplify import erase_dead, fold_constants, fold_map_identity, fold_same_type
 
 from stepwell.passes import _stablehlo_composites as composite_rules
+from stepwell.passes import _stablehlo_moe as moe_rules
+from stepwell.passes import _stablehlo_moe_layers as moe_layers
 from stepwell.passes import _stablehlo_raise as raising
 from stepwell.passes._stablehlo_match import (
     NO_MATCH, Builder, collapse_expansion, fold_bool_roundtrip, fold_bool_select, fold_identity_element,
@@ -45,7 +47,7 @@ DYNAMIC_SHAPE_OPS = tuple(f"stablehlo.{n}" for n in (
     "dynamic_conv", "real_dynamic_slice"))
 # nn ops that only composite rules produce (each stands for a DAG of StableHLO ops)
 COMPOSITE_OPS = ("nn.attention", "nn.softmax", "nn.layer_norm", "nn.rms_norm", "nn.gelu", "nn.silu",
-                 "nn.sigmoid", "nn.relu", "nn.linear")
+                 "nn.sigmoid", "nn.relu", "nn.linear", "nn.moe_ffn", "nn.grouped_matmul")
 
 
 def _in_function(op) -> bool:
@@ -99,7 +101,7 @@ def _pattern(rule, check=None):
                 new = None
         if new is None:
             return NO_MATCH
-        rewriter.replace_op(op, [new])
+        rewriter.replace_op(op, list(new) if isinstance(new, tuple) else [new])  # (multi-result ops)
     return rewrite
 
 
@@ -159,16 +161,19 @@ class StablehloToNn(Pass):
         _mark_shape_computations(module)
         with context():
             first = collections.defaultdict(list, {k: list(v) for k, v in cleanups.items()})
-            for name, rule in raising.RULES.items():
+            for name, rule in {**raising.RULES, **moe_rules.RULES}.items():
                 first[name].append(_pattern(rule, _raisable))
             apply_patterns(module, dict(first))
-            phases = composite_rules.PHASES if self.composites else [composite_rules.MATMUL]
+            phases = [*composite_rules.PHASES, moe_layers.PHASE] if self.composites else [composite_rules.MATMUL]
             for phase in phases:
                 patterns = collections.defaultdict(list, {k: list(v) for k, v in cleanups.items()})
                 for root, fns in phase.items():
                     patterns[root] += [_pattern(fn) for fn in fns]
                 apply_patterns(module, dict(patterns))
         _unmark(module)
+        if before.get("stablehlo.composite", 0) > module.op_counts().get("stablehlo.composite", 0):
+            # a raised composite leaves its decomposition function unused
+            passmanager.PassManager.parse("builtin.module(symbol-dce)", context()).run(module.operation)
         after = module.op_counts()
         left = source_counts(module)
         total = sum(before.values())
