@@ -107,12 +107,12 @@ def _onehot_sum(w, ids, e: int, c: int = 0, priority: str = "token"):
     t, k = ids.shape
     keep = keep_mask(ids, e, c, priority)
     out = np.zeros((t, e) + ((c,) if c else ()))
-    pos = np.zeros_like(ids)
     order = ids if priority == "token" else ids.T
-    seen = np.zeros(e, int)
+    flat, seen = np.zeros(order.size, int), np.zeros(e, int)
     for n, ex in enumerate(order.reshape(-1)):
-        (pos if priority == "token" else pos.T).reshape(-1)[n] = seen[ex]
+        flat[n] = seen[ex]
         seen[ex] += 1
+    pos = flat.reshape(order.shape) if priority == "token" else flat.reshape(order.shape).T
     for ti in range(t):
         for j in range(k):
             if keep[ti, j]:
