@@ -27,7 +27,7 @@ from stepwell.core import opspec
 from stepwell.core.constants import constant_value
 from stepwell.dialects.nn_moe import keep_mask
 from stepwell.dialects.prim import parse_contract_spec
-from stepwell.passes._stablehlo_match import attr, producer, shape, splat, ttype
+from stepwell.passes._stablehlo_match import attr, is_unit_shuffle, nonunit, producer, shape, splat, ttype
 
 ACTIVATIONS = {"nn.silu": "silu", "nn.relu": "relu"}
 
@@ -124,12 +124,22 @@ def _onehot_sum(w, ids, e: int, c: int = 0, priority: str = "token"):
 
 
 def untranspose(v, names):
-    """``v`` before prim.transposes, with the axis names carried back."""
-    while (op := producer(v, "prim.transpose")) is not None:
-        perm = list(attr(op, "permutation"))
-        before = [None] * len(perm)
-        for i, p in enumerate(perm):
-            before[p] = names[i]
+    """``v`` before prim.transposes (and reshapes that only move one size-1 dim, as a
+    transpose of a unit dim becomes), with the axis names carried back."""
+    while (op := producer(v, "prim.transpose", "prim.reshape")) is not None:
+        src, dst = shape(op.operands[0]), shape(v)
+        if op.name == "prim.transpose":
+            before = [None] * len(names)
+            for i, p in enumerate(attr(op, "permutation")):
+                before[p] = names[i]
+        elif is_unit_shuffle(op) and len(src) == len(dst) and src.count(1) <= 1:
+            before = [None] * len(src)
+            for i, j in zip(nonunit(src), nonunit(dst)):
+                before[i] = names[j]
+            if 1 in src:
+                before[src.index(1)] = names[dst.index(1)]
+        else:
+            break
         v, names = op.operands[0], tuple(before)
     return v, tuple(names)
 

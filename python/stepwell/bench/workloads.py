@@ -362,6 +362,11 @@ def suite(mode: str = "full") -> list[Workload]:
     """The workloads of a mode, in report order."""
     if mode not in MODES:
         raise ValueError(f"unknown mode '{mode}' (modes: {', '.join(MODES)})")
+    from stepwell.bench.workloads_moe import moe_workloads
+    return _suite(mode) + moe_workloads(mode)
+
+
+def _suite(mode: str) -> list[Workload]:
     if mode == "full":
         sizes = {"f32": (512, 1024, 2048), "bf16": (512, 1024, 2048), "f16": (512, 1024, 2048)}
         return [*(matmul(n, dt) for dt, ns in sizes.items() for n in ns),
