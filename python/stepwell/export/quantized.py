@@ -14,6 +14,10 @@ are computed on the host when the archive is written:
 * a parameter used *transposed* as such a weight (the tied output embedding,
   ``h @ wte.T``) gets ``<name>.T.qweight`` ... for that use; its other uses (the
   embedding gather) keep the float table, which is therefore stored as well;
+* a parameter used as the stacked expert weights ``[E, in, out]`` of ``nn.moe_ffn`` or
+  ``nn.grouped_matmul`` is quantized per expert the same way (``<name>.qweight`` i8
+  ``[E, in, out]``, ``<name>.scales`` f32 ``[E, in/group_size, out]``) and read through
+  an ``nn.dequantize {axis = 1}`` (docs/moe.md);
 * a float parameter left with no use is not written at all; every other parameter
   (biases, norms, embeddings, layers whose ``in`` the group size does not divide, int4
   layers with an odd ``out``) stays as it was.
@@ -87,6 +91,9 @@ class Weight:
         """role -> numpy array, computed from the float parameter's value."""
         from stepwell.core import quantize as qz
         w = np.asarray(leaf).astype(np.float32)
+        if w.ndim == 3:  # stacked expert weights [E, in, out]: groups along `in`, per expert
+            s, z = qz.compute_scales(w, opts.bits, self.group_size, 1, opts.symmetric)
+            return {"qweight": qz.quantize(w, s, z, opts.bits, self.group_size, 1), "scales": s, "zero_points": z}
         if self.transposed:
             w = w.T
         q, s, z = qz.quantize_weight(w, opts.bits, self.group_size, opts.symmetric)
@@ -136,6 +143,16 @@ def _linear_weight_use(op, operand_number: int) -> bool:
         dims = _DOT.fullmatch(str(op.attributes["dot_dimension_numbers"]))
         return dims is not None and int(dims[1]) == xt.rank - 1
     return True
+
+
+# op -> its operand numbers that are stacked [E, in, out] expert weights
+_EXPERTS = {"nn.moe_ffn": lambda op: range(3, len(op.operands)), "nn.grouped_matmul": lambda op: (1,)}
+
+
+def _expert_uses(value) -> list:
+    """(op, operand number) where ``value`` is the stacked expert weights of an MoE op."""
+    return [(_owner(u), u.operand_number) for u in value.uses
+            if _owner(u).name in _EXPERTS and u.operand_number in _EXPERTS[_owner(u).name](_owner(u))]
 
 
 def _unique(ops) -> list:
@@ -222,9 +239,32 @@ def rewrite(module, names: list[str], n_params: int, opts: Options) -> Plan:
                 w.layers += 1
             weights.append(w)
 
+        def quantize_experts(j: int, uses: list, t: TensorType) -> None:
+            """Parameter j, the [E, in, out] experts of ``uses``, read through nn.dequantize."""
+            e, k, n = t.shape
+            gs = qz.effective_group_size(opts.group_size, k)
+            if gs is None or (opts.bits == 4 and n % 2):
+                skipped[names[j]] = f"group size {opts.group_size} does not divide in ({k})" if gs is None \
+                    else f"int4 needs an even out size, found {n}"
+                return
+            w = Weight(j, names[j], False, (e, k, n), gs)
+            groups = 1 if gs == 0 else k // gs
+            q = add_param(w, "qweight", TensorType((e, k, n // 2 if opts.bits == 4 else n), "i8"))
+            s = add_param(w, "scales", TensorType((e, groups, n), "f32"))
+            z = None if opts.symmetric else add_param(w, "zero_points", TensorType((e, groups, n), "i8"))
+            for op, i in uses:
+                with ir.InsertionPoint(op), op.location:
+                    op.operands[i] = opspec.lookup("nn.dequantize").build(
+                        *[v for v in (q, s, z) if v is not None], bits=opts.bits, group_size=gs, axis=1)
+                w.layers += 1
+            weights.append(w)
+
         for j in range(n_params):
             arg = block.arguments[n_dims + j]
             t = TensorType.from_mlir(arg.type)
+            if t is not None and t.rank == 3 and is_float(t.dtype) and None not in t.shape and _expert_uses(arg):
+                quantize_experts(j, _expert_uses(arg), t)
+                continue
             if t is None or t.rank != 2 or not is_float(t.dtype) or None in t.shape:
                 continue
             quantize_layers(j, _linear_uses(arg), t, transposed=False)
