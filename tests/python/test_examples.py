@@ -69,7 +69,7 @@ def exports(tmp_path_factory):
 
     # (BERT's embedding gathers do not compile with a symbolic batch in IREE 3.13)
     for name, config, dynamic in [("resnet_cnn", "tiny", True), ("gpt2", "tiny", False),
-                                  ("bert", "tiny", False)]:
+                                  ("bert", "tiny", False), ("mixtral", "tiny", False)]:
         fn, params, args = example(name).factory(config=config)
         folder = str(tmp / name)
         sw.jax.export(fn, params, *args, path=folder, dynamic_batch=dynamic)
@@ -89,7 +89,7 @@ def fresh(exports):
     return dict(zip(names, results))
 
 
-@pytest.mark.parametrize("name", ["mlp", "resnet_cnn", "gpt2", "bert"])
+@pytest.mark.parametrize("name", ["mlp", "resnet_cnn", "gpt2", "bert", "mixtral"])
 def test_example_matches_jax_in_a_fresh_process(exports, fresh, name):
     got, want = fresh[name], exports[name][2]
     assert len(got) == len(want)
@@ -120,6 +120,26 @@ def test_generate_same_tokens_as_jax(exports):
     theirs = gen.generate_jax(fn, params, prompt, 12, gpt2.CONFIGS["tiny"].seq_len)
     assert ours == theirs
     assert len(set(ours)) > 2   # the tiny model's text is not one repeated token
+
+
+def test_mixtral_generates_the_same_tokens_as_jax_f32_and_int8(exports, tmp_path):
+    """The Mixtral-style model: its dense MoE layers raised to nn.moe_ffn; greedy tokens
+    in a fresh process equal JAX's, with f32 weights and with int8 ones (the linear and
+    the stacked expert weights; JAX runs the same int8-rounded weights)."""
+    gen, mixtral = example("generate"), example("mixtral")
+    cfg = mixtral.CONFIGS["tiny"]
+    folder, args, _, fn, params = exports["mixtral"]
+    raised = sw.jax.import_function(fn, params, *args)
+    assert str(raised).count('"nn.moe_ffn"') == cfg.layers and "stablehlo.scatter" not in str(raised)
+    int8 = str(tmp_path / "mixtral-int8")
+    manifest = sw.jax.export(fn, params, *args, path=int8, quantize="int8")
+    names = {w["name"] for w in manifest["quantization"]["weights"]}
+    assert {f"params/block_{i}/moe/{w}" for i in range(cfg.layers) for w in ("w_gate", "w_up", "w_down")} <= names
+    prompt = [5, 17, 30, 2]
+    for path, ref in ((folder, params), (int8, mixtral.int8_params(params, manifest))):
+        ours = gen.generate_fresh(path, prompt, steps=10)
+        assert ours == gen.generate_jax(fn, ref, prompt, 10, cfg.seq_len), path
+        assert len(set(ours)) > 2
 
 
 @pytest.mark.slow
