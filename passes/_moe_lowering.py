@@ -173,9 +173,12 @@ def _ffn(b: PrimBuilder, s, rows, w_gate, w_up, w_down, matmul):
 
 
 def _combine(b: PrimBuilder, s, yk, weights, out_dtype):
-    """y[t] = sum_j weights[t, j] * yk[t, j] (in the accumulator type)."""
+    """y[t] = sum_j weights[t, j] * yk[t, j] (in the accumulator type): a product and a
+    sum over j, which IREE fuses with the gather of yk (as a contraction it became a
+    batch of [1, k] x [k, D] matmuls, data-tiled)."""
     acc = ttype(yk).dtype
-    return b.cast(b.contract(yk, b.cast(weights, acc), "tkd,tk->td", acc), out_dtype)
+    w = b.broadcast(b.cast(weights, acc), [0, 1], ttype(yk).shape)
+    return b.cast(b.reduce(b.map("mul", yk, w), "sum", [1]), out_dtype)
 
 
 def _slot_rows(b: PrimBuilder, s, x, flat, pos, keep, c: int, experts):

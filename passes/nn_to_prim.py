@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from stepwell.core import opspec
+from stepwell.core.diagnostics import StepwellError
 from stepwell.passes import _moe_lowering
 from stepwell.passes._quant_lowering import RULES as QUANT_RULES
 from stepwell.core.passes_base import Pass, apply_patterns, register
@@ -210,7 +211,7 @@ class NnToPrim(Pass):
 
     def run(self, module) -> None:
         if self.moe not in _moe_lowering.STRATEGIES:
-            raise ValueError(f"nn-to-prim: moe must be one of {', '.join(_moe_lowering.STRATEGIES)}, "
+            raise StepwellError(f"nn-to-prim: moe must be one of {', '.join(_moe_lowering.STRATEGIES)}, "
                              f"found '{self.moe}'")
         # the MoE ops first: they read int8 expert weights through their nn.dequantize
         moe = _moe_lowering.rules(self.moe, self.moe_block)

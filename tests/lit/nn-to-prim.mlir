@@ -181,7 +181,7 @@ func.func @top_k(%x: tensor<4x6xf32>) -> (tensor<4x2xf32>, tensor<4x2xi32>) {
 // CHECK: "prim.gather"(%arg0, {{.*}}) {axis = 0 : i64} : (tensor<8x4xf32>, tensor<12xi32>) -> tensor<12x4xf32>
 // CHECK: "prim.contract"({{.*}}, %arg3) {spec = "eck,ekn->ecn"} : (tensor<4x3x4xf32>, tensor<4x4x6xf32>) -> tensor<4x3x6xf32>
 // CHECK: "prim.contract"({{.*}}, %arg5) {spec = "eck,ekn->ecn"} : (tensor<4x3x6xf32>, tensor<4x6x4xf32>) -> tensor<4x3x4xf32>
-// CHECK: "prim.contract"({{.*}}, %arg1) {spec = "tkd,tk->td"}
+// CHECK: "prim.reduce"({{.*}}) {axes = array<i64: 1>, kind = "sum"} : (tensor<8x2x4xf32>) -> tensor<8x4xf32>
 // CHECK-NOT: "nn.
 func.func @moe_slots(%x: tensor<8x4xf32>, %w: tensor<8x2xf32>, %ids: tensor<8x2xi32>, %wg: tensor<4x4x6xf32>, %wu: tensor<4x4x6xf32>, %wd: tensor<4x6x4xf32>) -> tensor<8x4xf32> {
   %y = "nn.moe_ffn"(%x, %w, %ids, %wg, %wu, %wd) {capacity = 3 : i64} : (tensor<8x4xf32>, tensor<8x2xf32>, tensor<8x2xi32>, tensor<4x4x6xf32>, tensor<4x4x6xf32>, tensor<4x6x4xf32>) -> tensor<8x4xf32>
