@@ -233,7 +233,8 @@ def goals(doc: dict, runner: str = "stepwell") -> list[dict]:
                      cached and first and f"{cached:.2f} s vs {first:.2f} s",
                      None if not (cached and first) else cached < first,
                      cached and first and f"{cached - first:.2f} s slower", big and big["name"]))
-    return out
+    from stepwell.bench.moe_goals import moe_goals
+    return out + moe_goals(doc)
 
 
 def write_json(doc: dict, path: str) -> None:
