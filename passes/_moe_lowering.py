@@ -52,6 +52,15 @@ def _shape(v) -> tuple:
     return ttype(v).shape
 
 
+def _static(name: str, *values) -> None:
+    """A located error for a dynamic shape (the layouts are sized at compile time)."""
+    from stepwell.core.diagnostics import PassError, at
+    from stepwell.core.ir import ir
+    bad = next((ttype(v) for v in values if None in ttype(v).shape), None)
+    if bad is not None:
+        raise PassError([at(ir.Location.current, f"'{name}' needs static shapes to be lowered, found {bad}")])
+
+
 def _acc(dtype: str) -> str:
     return "f32" if dtype in ("f16", "bf16") else dtype
 
@@ -235,6 +244,7 @@ def _tile_rows(b: PrimBuilder, s, x, group, pos, kept, items: int, block: int, e
 def _moe_ffn(forced: str, block: int):
     # nn.moe_ffn -> routing bookkeeping + the layout strategy() picks + the weighted combine.
     def rule(b, s, x, weights, ids, w_gate, *rest):
+        _static("nn.moe_ffn", x, weights, ids, w_gate, *rest)
         experts = (w_gate, rest[0], rest[1]) if len(rest) == 2 else (w_gate, None, rest[0])
         (t, _), k, e = _shape(x), _shape(ids)[1], _shape(w_gate)[0]
         n = t * k
@@ -259,6 +269,7 @@ def _moe_ffn(forced: str, block: int):
 def _grouped_matmul(block: int):
     # rows in consecutive groups -> the block-padded layout, prim.block_matmul, rows back.
     def rule(b, s, x, w, sizes):
+        _static("nn.grouped_matmul", x, w, sizes)
         m, g = _shape(x)[0], _shape(w)[0]
         sizes = b.map("max", b.cast(sizes, "i32"), b.splat(0, ttype(sizes).with_dtype("i32")))
         ends = b.map("min", b._op("prim.scan", sizes, axis=0), b.like(m, sizes))

@@ -220,3 +220,24 @@ def test_grouped_matmul_matches_ragged_dot(sizes):
     sizes = np.array(sizes, np.int32)
     got = _eval("grouped_matmul", [x, w, sizes])[0]
     np.testing.assert_allclose(got, np.asarray(jax.lax.ragged_dot(x, w, sizes)), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_input_is_a_located_error_on_the_command_line(tmp_path):
+    """k > E from the CLI: one located error, exit 1, no traceback, no output file; and a
+    dynamic token count, which the layouts cannot size, fails the lowering likewise."""
+    import subprocess
+    import sys
+    out = tmp_path / "out.vmfb"
+    bad = tmp_path / "bad.mlir"
+    bad.write_text(_op_text("moe_ffn", ["6x4xf32", "6x4xf32", "6x4xi32"] + MOE_ARGS[3:], "tensor<6x4xf32>", ""))
+    dyn = tmp_path / "dyn.mlir"
+    dyn.write_text("func.func @f(%x: tensor<?x4xf32>, %w: tensor<?x2xf32>, %i: tensor<?x2xi32>, "
+                   "%wg: tensor<3x4x5xf32>, %wd: tensor<3x5x4xf32>) -> tensor<?x4xf32> {\n"
+                   '  %y = "nn.moe_ffn"(%x, %w, %i, %wg, %wd) : (tensor<?x4xf32>, tensor<?x2xf32>, tensor<?x2xi32>, '
+                   "tensor<3x4x5xf32>, tensor<3x5x4xf32>) -> tensor<?x4xf32>\n  return %y : tensor<?x4xf32>\n}\n")
+    for path, message in ((bad, "'nn.moe_ffn' k = 4 choices per token exceed the 3 experts"),
+                          (dyn, "'nn.moe_ffn' needs static shapes to be lowered, found tensor<?x4xf32>")):
+        r = subprocess.run([sys.executable, "-m", "stepwell.tools.main", "compile", str(path), "-o", str(out)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and f"{path}:2:" in r.stderr and message in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and not out.exists()
