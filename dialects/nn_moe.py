@@ -79,9 +79,10 @@ def _moe_ffn_infer(s):
     check(shape_agrees(s.w_down.shape, want),
           f"w_down must be [experts, d_ff, d_model] = {shape_str(want)} to match w_gate {wg}, found {s.w_down}")
     experts = [s.w_gate, s.w_down] + ([s.w_up] if s.w_up is not None else [])
-    dtypes = {x.dtype, w.dtype} | {v.dtype for v in experts}
-    check(len(dtypes) == 1, "x, weights and the expert weights must share one float type, found "
-          + ", ".join(str(v) for v in (x, w, *experts)))
+    dtypes = {x.dtype} | {v.dtype for v in experts}
+    check(len(dtypes) == 1, "x and the expert weights must share one float type, found "
+          + ", ".join(str(v) for v in (x, *experts)))
+    check(w.dtype in (x.dtype, "f32"), f"weights must have x's element type or f32, found {w}")
     k = ids.shape[1]
     check(e is None or k is None or k <= e, f"k = {k} choices per token exceed the {e} experts of w_gate {wg}")
     check(s.capacity >= 0, f"capacity must be >= 0 (0: dropless), found {s.capacity}")

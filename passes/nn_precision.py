@@ -43,8 +43,9 @@ COMPUTE = CONTRACTIONS + (
     "tanh", "exp", "attention", "softmax", "layer_norm", "rms_norm", "reduce_sum", "reduce_mean",
     "reduce_max")
 FOLLOW = ("reshape", "transpose", "concat", "embedding")
-# operands that stay f32 whatever the policy: quantization scales (nn_quant.py wants f32)
-F32_OPERANDS = {"quantized_linear": (2,)}
+# operands that stay f32 whatever the policy: quantization scales (nn_quant.py wants f32),
+# MoE routing weights
+F32_OPERANDS = {"quantized_linear": (2,), "moe_ffn": (1,)}  # (moe_ffn: the routing weights)
 
 
 def _ttype(value) -> TensorType | None:

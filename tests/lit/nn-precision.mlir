@@ -97,3 +97,16 @@ func.func @tied(%x: tensor<4x2xf32>, %ids: tensor<4xi32>) -> (tensor<4x3xf32>, t
   %1 = "nn.embedding"(%e, %ids) : (tensor<3x2xf32>, tensor<4xi32>) -> tensor<4x2xf32>
   return %0, %1 : tensor<4x3xf32>, tensor<4x2xf32>
 }
+
+// -----
+
+// nn.moe_ffn computes in bf16 with an f32 result; the routing weights and nn.top_k
+// stay f32 (the choice of experts does not change).
+// CHECK-LABEL: func.func @moe
+// CHECK: %[[T:.*]]:2 = "nn.top_k"(%arg1) {k = 2 : i64} : (tensor<8x3xf32>) -> (tensor<8x2xf32>, tensor<8x2xi32>)
+// CHECK: "nn.moe_ffn"({{.*}}, %[[T]]#0, %[[T]]#1, {{.*}}) : (tensor<8x4xbf16>, tensor<8x2xf32>, tensor<8x2xi32>, tensor<3x4x6xbf16>, tensor<3x6x4xbf16>) -> tensor<8x4xf32>
+func.func @moe(%x: tensor<8x4xf32>, %l: tensor<8x3xf32>, %wg: tensor<3x4x6xf32>, %wd: tensor<3x6x4xf32>) -> tensor<8x4xf32> {
+  %v, %i = "nn.top_k"(%l) {k = 2 : i64} : (tensor<8x3xf32>) -> (tensor<8x2xf32>, tensor<8x2xi32>)
+  %y = "nn.moe_ffn"(%x, %v, %i, %wg, %wd) : (tensor<8x4xf32>, tensor<8x2xf32>, tensor<8x2xi32>, tensor<3x4x6xf32>, tensor<3x6x4xf32>) -> tensor<8x4xf32>
+  return %y : tensor<8x4xf32>
+}

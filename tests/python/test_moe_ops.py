@@ -80,8 +80,10 @@ NEGATIVE = [
     ("moe_ffn", MOE_ARGS, "tensor<6x4xf32>", '{priority = "random"}',
      "attribute 'priority' must be one of 'token', 'choice', found 'random'"),
     ("moe_ffn", MOE_ARGS[:3] + ["3x4x5xf16", "3x4x5xf16", "3x5x4xf16"], "tensor<6x4xf32>", "",
-     "x, weights and the expert weights must share one float type, found tensor<6x4xf32>, tensor<6x2xf32>, "
+     "x and the expert weights must share one float type, found tensor<6x4xf32>, "
      "tensor<3x4x5xf16>, tensor<3x5x4xf16>, tensor<3x4x5xf16>"),
+    ("moe_ffn", ["6x4xbf16", "6x2xf16", "6x2xi32", "3x4x5xbf16", "3x4x5xbf16", "3x5x4xbf16"], "tensor<6x4xbf16>", "",
+     "weights must have x's element type or f32, found tensor<6x2xf16>"),
     ("moe_ffn", ["6x4xf32", "5x2xf32", "5x2xi32"] + MOE_ARGS[3:], "tensor<6x4xf32>", "",
      "weights tensor<5x2xf32> and ids tensor<5x2xi32> must both be [6, k] (x tensor<6x4xf32>)"),
     ("grouped_matmul", ["10x4xf32", "3x4x6xf32", "3xf32"], "tensor<10x6xf32>", "",
