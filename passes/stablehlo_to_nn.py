@@ -7,7 +7,10 @@ Private functions are inlined first, then every StableHLO op with a rule becomes
 and the DAGs JAX and Flax emit become ``nn`` ops: softmax, layer/RMS norm, gelu (both
 forms), sigmoid, silu, relu, dot-product attention (masks, causal masks, scales, the
 transposes to [batch, heads, seq, dim]), matmul, Dense and DenseGeneral (``nn.linear``)
-and conv biases, also in bf16/f16. Ops without a rule stay StableHLO (IREE compiles
+and conv biases, also in bf16/f16; ``chlo.top_k``, ``chlo.ragged_dot`` (and their
+``stablehlo.composite`` forms), ``jax.lax.ragged_dot``'s masked CPU form and MoE layers
+written densely or with capacity einsums become ``nn.top_k``, ``nn.grouped_matmul``
+and ``nn.moe_ffn`` (docs/moe.md). Ops without a rule stay StableHLO (IREE compiles
 them), and so does the shape arithmetic of dynamic-shape ops. Before::
 
     %cst = stablehlo.constant dense<0.000000e+00> : tensor<f32>

@@ -941,3 +941,16 @@ module @jit_mha_causal attributes {mhlo.num_partitions = 1 : i32, mhlo.num_repli
     return %4 : tensor<2x2x4x4xf32>
   }
 }
+
+// -----
+
+// chlo.top_k -> nn.top_k (two results); chlo.ragged_dot in lax.ragged_dot's form -> nn.grouped_matmul.
+// CHECK-LABEL: func.func @top_k_ragged
+// CHECK: %[[T:.*]]:2 = "nn.top_k"(%arg0) {k = 2 : i64} : (tensor<8x4xf32>) -> (tensor<8x2xf32>, tensor<8x2xi32>)
+// CHECK: "nn.grouped_matmul"(%arg1, %arg2, %arg3) : (tensor<8x4xf32>, tensor<3x4x5xf32>, tensor<3xi32>) -> tensor<8x5xf32>
+// CHECK-NOT: chlo.
+func.func @top_k_ragged(%x: tensor<8x4xf32>, %a: tensor<8x4xf32>, %w: tensor<3x4x5xf32>, %s: tensor<3xi32>) -> (tensor<8x2xf32>, tensor<8x2xi32>, tensor<8x5xf32>) {
+  %values, %indices = chlo.top_k(%x, k = 2) : tensor<8x4xf32> -> (tensor<8x2xf32>, tensor<8x2xi32>)
+  %0 = "chlo.ragged_dot"(%a, %w, %s) <{precision_config = [#chlo<precision DEFAULT>, #chlo<precision DEFAULT>], ragged_dot_dimension_numbers = #chlo.ragged_dot<lhs_contracting_dimensions = [1], rhs_contracting_dimensions = [1], lhs_ragged_dimensions = [0], rhs_group_dimensions = [0]>}> : (tensor<8x4xf32>, tensor<3x4x5xf32>, tensor<3xi32>) -> tensor<8x5xf32>
+  return %values, %indices, %0 : tensor<8x2xf32>, tensor<8x2xi32>, tensor<8x5xf32>
+}
