@@ -74,12 +74,16 @@ def evaluate(ops, env: dict):
 
 def _probes(t: int, k: int, e: int):
     """(weights, ids) routings to test a routing subgraph with: random distinct ids per
-    token, and every token's first choice on expert 0 (overflowing capacities)."""
+    token, every token's first choice on expert 0 (overflowing capacities), and ids
+    repeated within a token or out of [0, E) (which nn.moe_ffn sums and drops)."""
     rng = np.random.default_rng(0)
-    for skew in (False, True, False):
-        ids = np.stack([rng.permutation(e)[:k] for _ in range(t)]).astype(np.int32)
-        if skew:
+    for kind in ("random", "skew", "random", "odd"):
+        ids = np.stack([rng.permutation(e)[:k] for _ in range(t)])
+        if kind == "skew":
             ids = np.stack([np.concatenate([[0], rng.permutation(np.arange(1, e))[:k - 1]]) for _ in range(t)])
+        elif kind == "odd":
+            ids[::2, -1] = ids[::2, 0]
+            ids[1::3, 0] = rng.choice([-1, e, e + 3], len(ids[1::3]))
         yield rng.uniform(0.1, 1.0, (t, k)).astype(np.float32), ids.astype(np.int32)
 
 
@@ -110,8 +114,9 @@ def _onehot_sum(w, ids, e: int, c: int = 0, priority: str = "token"):
     order = ids if priority == "token" else ids.T
     flat, seen = np.zeros(order.size, int), np.zeros(e, int)
     for n, ex in enumerate(order.reshape(-1)):
-        flat[n] = seen[ex]
-        seen[ex] += 1
+        if 0 <= ex < e:  # (ids out of range are dropped: they take no position)
+            flat[n] = seen[ex]
+            seen[ex] += 1
     pos = flat.reshape(order.shape) if priority == "token" else flat.reshape(order.shape).T
     for ti in range(t):
         for j in range(k):

@@ -194,3 +194,14 @@ def test_capacity_layer_at_the_failing_size_compiles():
     for raise_ops in (True, False):
         got = sw.jax.jit(layer, raise_ops=raise_ops)(x, wr, wg, wu, wd)
         assert_close(np.asarray(got), want, rtol=2e-5, atol=2e-5, what=f"raise_ops={raise_ops}")
+
+
+def test_combines_that_only_agree_on_distinct_ids_stay_dense():
+    """A max over the choices equals their sum for distinct ids but not for repeated
+    ones, which nn.moe_ffn sums: the probing routings tell them apart; T = 1 raises."""
+    def max_combine(x, wr, wg, wu, wd):
+        w, ids = _route(x, wr)
+        comb = jnp.max(jax.nn.one_hot(ids, E, dtype=x.dtype) * w[..., None], axis=1)
+        return jnp.einsum("ted,te->td", _experts(x, wg, wu, wd), comb)
+    assert '"nn.moe_ffn"' not in str(sw.jax.import_function(max_combine, *_params()))
+    assert str(sw.jax.import_function(dense_scatter, *_params(t=1))).count('"nn.moe_ffn"') == 1
