@@ -295,7 +295,7 @@ def rules(forced: str = "auto", block: int = 0) -> dict:
     """nn op -> rule(builder, sig, *operands) for the MoE ops (``forced``: a strategy
     of :data:`STRATEGIES`; ``block``: the tile rows, 0 for :func:`block_size`)."""
     return {
-        "nn.top_k": lambda b, s, x: b._op("prim.top_k", x, k=s.k),
+        "nn.top_k": lambda b, s, x: b._op("prim.top_k", x, k=s.k),  # nn.top_k is prim.top_k (two results)
         "nn.moe_ffn": _moe_ffn(forced, block),
         "nn.grouped_matmul": _grouped_matmul(block),
     }
