@@ -30,7 +30,7 @@ from stepwell.core.version import __version__
 
 
 def _load_dialects() -> None:
-    for name in ("nn", "nn_quant", "prim"):
+    for name in ("nn", "nn_quant", "nn_shard", "prim"):
         importlib.import_module(f"stepwell.dialects.{name}")
 
 

@@ -24,7 +24,8 @@ NN_OPS = sorted(
     ["matmul", "linear", "conv2d", "add", "sub", "mul", "div", "maximum", "minimum", "relu",
      "gelu", "silu", "sigmoid", "tanh", "exp", "softmax", "layer_norm", "rms_norm", "attention",
      "embedding", "reduce_sum", "reduce_mean", "reduce_max", "reshape", "transpose", "concat",
-     "cast", "quantize", "dequantize", "quantized_linear"])  # the last three: dialects/nn_quant.py
+     "cast", "quantize", "dequantize", "quantized_linear",  # these three: dialects/nn_quant.py
+     "reshard"])  # dialects/nn_shard.py
 
 
 def T(text: str) -> TensorType:
