@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 from stepwell.core import sharding as sh
-from stepwell.core.ir import ir
+from stepwell.core.ir import arith, ir, tensor
 from stepwell.core.opspec import lookup
 from stepwell.core.types import TensorType
 from stepwell.dialects.prim_builder import PrimBuilder
@@ -45,14 +45,21 @@ def _spec(value):
     return spec, unreduced
 
 
+def _add(a, b):
+    """a + b on tensors (arith: IREE takes it as it is, nothing to lower)."""
+    float_ = isinstance(ir.RankedTensorType(a.type).element_type, (ir.F16Type, ir.F32Type, ir.F64Type,
+                                                                      ir.BF16Type))
+    return (arith.AddFOp if float_ else arith.AddIOp)(a, b).result
+
+
 def _is_collective(op) -> bool:
     """Ops emitted per device in the outer function, not in an SPMD body."""
-    if op.name in ("nn.reshard", "func.return"):
-        return True
-    if op.name == "nn.embedding":
-        spec, _ = _spec(op.operands[0])
-        return bool(spec[0])  # a vocabulary-sharded table: offsets differ per device
-    return False
+    return op.name in ("nn.reshard", "func.return")
+
+
+def _vocab_sharded(op) -> bool:
+    """An embedding of a table split by rows: its first row differs per device."""
+    return op.name == "nn.embedding" and bool(_spec(op.operands[0])[0][0])
 
 
 class _Expander:
@@ -136,7 +143,10 @@ class _Expander:
             return
         name = f"{self.name}_spmd_{self.bodies}"
         self.bodies += 1
-        in_types = [self.local_type(v) for v in inputs]
+        firsts = [op for op in ops if _vocab_sharded(op)]  # one device-dependent input each
+        in_types = [self.local_type(v) for v in inputs] + [
+            ir.RankedTensorType.get([], ir.RankedTensorType(op.operands[1].type).element_type)
+            for op in firsts]
         out_types = [self.local_type(v) for v in outputs]
         with ir.InsertionPoint(self.entry.owner), ops[0].location:
             body = ir.Operation.create("func.func", regions=1, attributes={
@@ -145,8 +155,13 @@ class _Expander:
                 "function_type": ir.TypeAttr.get(ir.FunctionType.get(in_types, out_types))})
             block = body.regions[0].blocks.append(*in_types)
         mapping = dict(zip(inputs, block.arguments))
+        first_arg = dict(zip(firsts, list(block.arguments)[len(inputs):]))
         with ir.InsertionPoint(block):
             for op in ops:
+                if op in first_arg:
+                    with op.location:
+                        mapping[op.results[0]] = self.vocab_lookup(op, mapping, first_arg[op])
+                    continue
                 new = op.clone()
                 for i, v in enumerate(op.operands):
                     new.operands[i] = mapping[v]
@@ -161,11 +176,39 @@ class _Expander:
         with ir.InsertionPoint(self.entry):
             for d in range(self.n):
                 with ops[0].location:
+                    extra = [self.first_row(op, t, d) for op, t in zip(firsts, in_types[len(inputs):])]
                     call = ir.Operation.create(
-                        "func.call", results=out_types, operands=[self.vals[v][d] for v in inputs],
+                        "func.call", results=out_types,
+                        operands=[self.vals[v][d] for v in inputs] + extra,
                         attributes={"callee": ir.FlatSymbolRefAttr.get(name)})
                 for v, r in zip(outputs, call.results):
                     self.vals.setdefault(v, [None] * self.n)[d] = r
+
+    def first_row(self, op, t, d: int):
+        """The first table row device ``d`` holds, as a scalar tensor constant."""
+        spec, _ = _spec(op.operands[0])
+        rows = TensorType.from_mlir(self.local_type(op.operands[0])).shape[0]
+        value = ir.IntegerAttr.get(t.element_type, self.mesh.block(d, spec[0]) * rows)
+        return ir.Operation.create("arith.constant", results=[t], attributes={
+            "value": ir.DenseElementsAttr.get_splat(t, value)}).results[0]
+
+    def vocab_lookup(self, op, mapping, first):
+        """table[ids] on a device holding rows [first, first + rows): zeros for the ids it
+        does not hold (the reshard that follows sums the devices' results)."""
+        table, ids = mapping[op.operands[0]], mapping[op.operands[1]]
+        vocab = TensorType.from_mlir(op.operands[0].type).shape[0]
+        rows = TensorType.from_mlir(table.type).shape[0]
+        b = PrimBuilder()
+        nn = lambda name, *xs: lookup(f"nn.{name}").build(*xs)  # noqa: E731
+        it = TensorType.from_mlir(ids.type)
+        clamped = nn("minimum", nn("maximum", ids, b.like(0, ids)), b.like(vocab - 1, ids))
+        local = nn("sub", clamped, b.broadcast(first, [], it.shape))
+        mine = b.map("and", b.map("ge", local, b.like(0, ids)), b.map("lt", local, b.like(rows, ids)))
+        row = nn("minimum", nn("maximum", local, b.like(0, ids)), b.like(rows - 1, ids))
+        y = nn("embedding", table, row)
+        yt = TensorType.from_mlir(y.type)
+        keep = b.broadcast(mine, list(range(yt.rank - 1)), yt.shape)
+        return b.map("select", keep, y, b.splat(0.0, yt))
 
     # -- ops emitted per device ----------------------------------------------------------
     def collective(self, op) -> None:
@@ -178,8 +221,6 @@ class _Expander:
                 spec, unreduced = _spec(src)
                 self.vals[op.results[0]] = self.move(self.vals[src], spec, unreduced,
                                                      _spec(op.results[0])[0])
-            else:
-                self.vals[op.results[0]] = self.vocab_embedding(op)
 
     def move(self, vals, spec, unreduced, want):
         """Per-device values laid out as ``spec`` (partial over ``unreduced``) moved to ``want``."""
@@ -218,7 +259,7 @@ class _Expander:
             acc = None
             for e in self.mesh.group(d, axes):
                 part = own[d] if e == d else self.transfer(own[e], d)
-                acc = part if acc is None else lookup("nn.add").build(acc, part)
+                acc = part if acc is None else _add(acc, part)
             out.append(acc)
         return out
 
@@ -227,40 +268,20 @@ class _Expander:
         out = []
         for d in range(self.n):
             parts = [own[d] if e == d else self.transfer(own[e], d) for e in self.mesh.group(d, axes)]
-            out.append(lookup("nn.concat").build(parts, axis=dim))
+            shape = list(TensorType.from_mlir(parts[0].type).shape)
+            shape[dim] *= len(parts)
+            rt = ir.RankedTensorType.get(shape, ir.RankedTensorType(parts[0].type).element_type)
+            out.append(tensor.ConcatOp(rt, dim, parts).result)
         return out
 
     def slice(self, value, dim, axes, d):
         t = TensorType.from_mlir(value.type)
         k = t.shape[dim] // self.mesh.parts(axes)
         b = self.mesh.block(d, axes)
-        start = [0] * t.rank
-        limit = list(t.shape)
-        start[dim], limit[dim] = b * k, (b + 1) * k
-        return lookup("prim.slice").build(value, start=start, limit=limit)
-
-    def vocab_embedding(self, op):
-        """table[ids] with the table split by rows: each device looks up the ids in its
-        rows and gives zeros for the others (the reshard that follows sums them)."""
-        table, ids = op.operands
-        spec, _ = _spec(table)
-        vocab = TensorType.from_mlir(table.type).shape[0]
-        b = PrimBuilder()
-        out = []
-        for d in range(self.n):
-            tl, il = self.vals[table][d], self.vals[ids][d]
-            rows = TensorType.from_mlir(tl.type).shape[0]
-            first = self.mesh.block(d, spec[0]) * rows
-            nn = lambda name, *xs: lookup(f"nn.{name}").build(*xs)  # noqa: E731
-            clamped = nn("minimum", nn("maximum", il, b.like(0, il)), b.like(vocab - 1, il))
-            local = nn("sub", clamped, b.like(first, il))
-            mine = b.map("and", b.map("ge", local, b.like(0, il)), b.map("lt", local, b.like(rows, il)))
-            row = nn("minimum", nn("maximum", local, b.like(0, il)), b.like(rows - 1, il))
-            y = nn("embedding", tl, row)
-            yt = TensorType.from_mlir(y.type)
-            keep = b.broadcast(mine, list(range(yt.rank - 1)), yt.shape)
-            out.append(b.map("select", keep, y, b.splat(0.0, yt)))
-        return out
+        start, limit = [0] * t.rank, list(t.shape)  # offsets and sizes
+        start[dim], limit[dim] = b * k, k
+        rt = t.with_shape(limit).to_mlir()
+        return tensor.ExtractSliceOp(rt, value, [], [], [], start, limit, [1] * t.rank).result
 
 
 def expand(module, fn, mesh, *, barrier: bool = True) -> None:

@@ -61,7 +61,7 @@ class NnPartition(Pass):
                           # the sum into the producer, and a device waits for the others' compute)
 
     def run(self, module) -> None:
-        with context():
+        with context(), ir.Location.unknown():
             self._run(module)
 
     def _run(self, module) -> None:
@@ -96,6 +96,7 @@ class _Propagation:
         self.fn, self.mesh, self.name = fn, mesh, name
         self.state = {}      # value -> (spec or None, unreduced axes)
         self.reshards = {}   # (value, spec) -> the nn.reshard result already made
+        self.free = set()    # arguments without a spec, not used yet: their first user picks it
 
     def reshard(self, value, spec, before):
         """``value`` moved to ``spec`` (an nn.reshard before ``before``, made once)."""
@@ -111,6 +112,10 @@ class _Propagation:
     def need(self, op, index, spec) -> None:
         """Operand ``index`` of ``op`` must be fully reduced and laid out as ``spec``."""
         value = op.operands[index]
+        if value in self.free:  # an argument without a spec: laid out as its first user needs
+            self.free.discard(value)
+            self.state[value] = (spec, ())
+            sh.set_arg_spec(self.fn, value.arg_number, spec)
         if self.state.get(value, (spec, ())) != (spec, ()):
             op.operands[index] = self.reshard(value, spec, op)
 
@@ -133,8 +138,11 @@ class _Propagation:
             self.state[arg] = (spec, ())
             if t is not None:
                 sh.set_arg_spec(fn, i, spec)
+                if attr is None:
+                    self.free.add(arg)
         for op in list(block.operations):
             op = op.operation
+            used = list(op.operands)
             if op.name == "func.return":
                 self.returns(op)
             elif op.name == "func.call":
@@ -142,6 +150,7 @@ class _Propagation:
                                     "inline the callee first (the 'inline' pass)", display_name=self.name)])
             else:
                 self.visit(op)
+            self.free.difference_update(used)
 
     def returns(self, op) -> None:
         for i, value in enumerate(op.operands):

@@ -25,6 +25,7 @@ from stepwell.core.diagnostics import Diagnostic, PassError, StepwellError, Veri
 from stepwell.core.module import Module, parse, parse_file
 from stepwell.core.opspec import Builders
 from stepwell.core.pipeline import Pipeline
+from stepwell.core.sharding import Mesh
 from stepwell.core.types import TensorType
 from stepwell.core.version import __version__
 
@@ -55,6 +56,18 @@ _compat.install()
 nn = Builders("nn")
 prim = Builders("prim")
 
+
+def shard(value, spec):
+    """Lay ``value`` out over the module's mesh as ``spec`` (JAX's spelling: ``("data",
+    None)``, ``P(None, "model")``) and return it: the spec goes on the function argument
+    or on the op that makes it (``nn.sharding``, docs/distributed.md)."""
+    from stepwell.core.sharding import ShardingError, annotate
+    try:
+        annotate(value, spec)
+    except ShardingError as e:
+        raise StepwellError(f"sw.shard: {e}") from None
+    return value
+
 # Heavier parts load on first use (``sw.jax`` imports JAX, ``sw.compile`` IREE).
 _LAZY = {
     "lower": ("stepwell.compiler.stages", "lower"),
@@ -81,4 +94,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["Diagnostic", "PassError", "StepwellError", "VerifyError", "Module", "parse",
-           "parse_file", "Pipeline", "TensorType", "nn", "prim", "__version__", *_LAZY]
+           "parse_file", "Pipeline", "TensorType", "nn", "prim", "shard", "Mesh", "__version__", *_LAZY]

@@ -223,10 +223,10 @@ def check(spec: Spec, shape, mesh: Mesh | None) -> None:
         raise ShardingError(f"spec {show(spec)} has {len(spec)} entries for a value of rank "
                             f"{len(shape)}")
     used = [a for axes in spec for a in axes]
-    if mesh is None:
-        if used:
-            raise ShardingError(f"spec {show(spec)} names mesh axes, but the module has no "
-                                f"'{MESH}' attribute")
+    dup = sorted({a for a in used if used.count(a) > 1})
+    if dup:
+        raise ShardingError(f"spec {show(spec)} uses mesh axis '{dup[0]}' twice")
+    if mesh is None:  # (checked against the mesh once there is one: sw.compile(mesh=...))
         return
     for a in used:
         if a not in mesh.axes:
@@ -234,9 +234,6 @@ def check(spec: Spec, shape, mesh: Mesh | None) -> None:
             close = difflib.get_close_matches(a, mesh.axes, n=1, cutoff=0.5)
             raise ShardingError(f"spec {show(spec)} names axis '{a}', which mesh {mesh} does "
                                 f"not have" + (f"; did you mean '{close[0]}'?" if close else ""))
-    dup = sorted({a for a in used if used.count(a) > 1})
-    if dup:
-        raise ShardingError(f"spec {show(spec)} uses mesh axis '{dup[0]}' twice")
     for i, (axes, n) in enumerate(zip(spec, shape)):
         parts = mesh.parts(axes)
         if axes and (n is None or n % parts):
@@ -281,7 +278,8 @@ def _set_arg_attr(func_op, key: str, count: int, index: int, name: str, value) -
         dicts[index].pop(name, None)
     else:
         dicts[index][name] = value
-    func_op.attributes[key] = ir.ArrayAttr.get([ir.DictAttr.get(d) for d in dicts])
+    ctx = context()
+    func_op.attributes[key] = ir.ArrayAttr.get([ir.DictAttr.get(d, ctx) for d in dicts], ctx)
 
 
 def arg_spec(func_op, index: int):
@@ -366,16 +364,14 @@ def diagnose(module_op, display_name: str | None = None) -> list:
     def visit(op):
         attrs = op.attributes
         if op.name == "func.func" and op.regions and op.regions[0].blocks:
-            fn = op
-            for i, arg in enumerate(fn.regions[0].blocks[0].arguments):
-                attr = arg_spec(fn, i)
-                if attr is not None:
-                    check_attr(attr, arg.type, arg.location, f"argument #{i}")
-            ftype = ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value)
-            for i, t in enumerate(ftype.results):
-                attr = result_spec(fn, i)
-                if attr is not None:
-                    check_attr(attr, t, op.location, f"result #{i}")
+            args = op.regions[0].blocks[0].arguments
+            for i, d in enumerate(_arg_dicts(op, "arg_attrs", len(args))):
+                if SHARDING in d:
+                    check_attr(d[SHARDING], args[i].type, args[i].location, f"argument #{i}")
+            results = ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value).results
+            for i, d in enumerate(_arg_dicts(op, "res_attrs", len(results))):
+                if SHARDING in d:
+                    check_attr(d[SHARDING], results[i], op.location, f"result #{i}")
         if SHARDING in attrs:
             if len(op.results) != 1:
                 diags.append(at(op.location, f"'{op.name}' {SHARDING} needs an op with one "
