@@ -12,8 +12,12 @@ one over ``N`` devices: every argument and result becomes ``N`` local shards, ea
 run of ops between reshards becomes one private SPMD function at local shapes
 called once per device (one executable per local shape, whatever ``N``), and each
 reshard becomes ``flow.tensor.transfer`` plus adds (all-reduce), concats
-(all-gather) or slices, with an ``util.optimization_barrier`` on each device's
-own part so its compute is never fused with the wait for the others. Before::
+(all-gather) or slices. Collectives are symmetric: every device of a group sums (or
+concatenates) all parts in the same order, so replicas are equal bit for bit and each
+device's own part has several users (its sum and the transfers out): IREE cannot fuse
+the sum into the producer, the trap of a reduce-to-one-device where device 0's matmul
+waits for the others (``stepwell.distributed.schedule`` checks the stream IR).
+Before::
 
     module attributes {nn.mesh = {axes = ["model"], shape = array<i64: 2>}} {
       func.func @main(%x: tensor<4x8xf32>, %w1: tensor<8x16xf32> {nn.sharding = [unit, "model"]},
@@ -32,12 +36,16 @@ after propagation (``nn-partition{expand=false}``)::
 after expansion::
 
       func.func private @main_spmd_0(%x: tensor<4x8xf32>, %w1: tensor<8x8xf32>, %w2: tensor<8x8xf32>)
-          -> tensor<4x8xf32>             // both linears at local shapes
-      func.func @main(%x_0: tensor<4x8xf32> {iree.abi.affinity = #hal.device.promise<@d0>}, ...)
-        %p0 = call @main_spmd_0(%x_0, %w1_0, %w2_0)    // and again on d1
-        %b0 = util.optimization_barrier %p0 : tensor<4x8xf32>
-        %t10 = flow.tensor.transfer %b1 : tensor<4x8xf32> to #hal.device.promise<@d0>
-        %s0 = "nn.add"(%b0, %t10)                        // the same sum on every device
+          -> tensor<4x8xf32>                        // both linears at local shapes
+      func.func @main(%x0: tensor<4x8xf32> {iree.abi.affinity = #hal.device.promise<@d0>},
+                      %x1: tensor<4x8xf32> {iree.abi.affinity = #hal.device.promise<@d1>}, ...)
+        %p0 = call @main_spmd_0(%x0, %w1_0, %w2_0)     // device 0's part
+        %p1 = call @main_spmd_0(%x1, %w1_1, %w2_1)     // device 1's part
+        %t10 = flow.tensor.transfer %p1 : tensor<4x8xf32> to #hal.device.promise<@d0>
+        %s0 = arith.addf %p0, %t10 : tensor<4x8xf32>   // p0 + p1 on d0
+        %t01 = flow.tensor.transfer %p0 : tensor<4x8xf32> to #hal.device.promise<@d1>
+        %s1 = arith.addf %t01, %p1 : tensor<4x8xf32>   // p0 + p1 on d1
+        return %s0, %s1 : tensor<4x8xf32>, tensor<4x8xf32>
 """
 
 from __future__ import annotations
@@ -57,8 +65,8 @@ class NnPartition(Pass):
 
     name = "nn-partition"
     expand: bool = True   # false: stop after propagation (every value annotated, reshards inserted)
-    barrier: bool = True  # false: no optimization_barrier before collectives (IREE then fuses
-                          # the sum into the producer, and a device waits for the others' compute)
+    barrier: bool = False  # true: an optimization_barrier on each device's part before a collective
+                           # (the host then waits for every device's compute before transferring)
 
     def run(self, module) -> None:
         with context(), ir.Location.unknown():
@@ -183,7 +191,7 @@ class _Propagation:
             self.annotate(op, plan.results[0], plan.unreduced)
         if user is not None and self.state[result] != (user, ()):
             moved = self.reshard(result, user, _next(result))
-            result.replace_all_uses_except(moved, moved.owner)
+            result.replace_all_uses_except(moved, moved.owner.operation)
 
     def bias_after_sum(self, op, plan):
         """A row-parallel linear with a bias: the bias is added once, after the sum."""
@@ -215,11 +223,8 @@ def _next(value):
     if isinstance(owner, ir.Block):
         return owner.operations[0]
     owner = owner.operation
-    ops = iter(owner.block.operations)
-    for o in ops:
-        if o.operation == owner:
-            return next(ops).operation
-    raise ValueError("the defining op is not in its block")
+    ops = [o.operation for o in owner.block.operations]
+    return ops[ops.index(owner) + 1]
 
 
 def propagate(fn, mesh, name: str = "-") -> None:

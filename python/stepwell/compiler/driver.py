@@ -41,7 +41,7 @@ __all__ = ["compile", "compile_to", "compile_vmfb", "check_compilable", "clear_c
 # stage_input -> IREE --iree-input-type ("auto": StableHLO if the module holds any)
 _INPUT_TYPES = {"auto": None, "linalg": "auto", "stablehlo": "stablehlo"}
 # stepwell stage -> IREE --compile-to phase
-_IREE_PHASES = {"dispatch": "flow"}
+_IREE_PHASES = {"dispatch": "flow", "stream": "stream"}
 
 # Compiled modules by (IR, backend, flags): IREE takes 0.3-1.3 s per compile.
 _CACHE: "collections.OrderedDict[str, bytes]" = collections.OrderedDict()
