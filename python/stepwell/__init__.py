@@ -82,6 +82,7 @@ _LAZY = {
     "raising": ("stepwell.frontends.jax.raising", None),
     "cache": ("stepwell.compiler.cache", None),
     "checkpoints": ("stepwell.export.checkpoints", None),
+    "distributed": ("stepwell.distributed", None),
 }
 
 

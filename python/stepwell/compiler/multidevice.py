@@ -65,14 +65,16 @@ def devices_needed(vm_module) -> int:
 
 
 def available(driver: str) -> int | None:
-    """How many devices a driver can open (None: as many as asked, CPU devices)."""
-    if driver in _LOCAL:
-        return None
+    """How many devices a driver can open (None: as many as asked, CPU devices; or no such
+    driver here, which running reports)."""
     from stepwell.compiler.runtime import _rt
+    rt = _rt()
+    if driver in _LOCAL or driver not in rt.query_available_drivers():
+        return None
     try:
-        return len(_rt().get_driver(driver).query_available_devices())
-    except Exception:  # noqa: BLE001
-        return 0
+        return len(rt.get_driver(driver).query_available_devices())
+    except Exception:  # noqa: BLE001  (no device or no driver library: running reports it)
+        return None
 
 
 def check_count(needed: int, driver: str, given: int | None) -> None:
