@@ -221,9 +221,17 @@ def reshape_groups(src, dst) -> list[tuple[list, list]]:
     return groups
 
 
-def same_as_operand(op, specs, types, mesh):
+def slice_(op, specs, types, mesh):
+    """``prim.slice``: dimensions taken whole keep their layout, sliced ones are whole."""
+    attrs = op.attributes
+    start = [int(v) for v in ir.DenseI64ArrayAttr(attrs["start"])]
+    limit = [int(v) for v in ir.DenseI64ArrayAttr(attrs["limit"])]
+    stride = ([int(v) for v in ir.DenseI64ArrayAttr(attrs["stride"])] if "stride" in attrs
+              else [1] * len(start))
     letters = _letters(types[0].rank)
-    return labelled(specs[:1], [letters], letters)
+    cut = "".join(c for c, a, b, s, n in zip(letters, start, limit, stride, types[0].shape)
+                  if (a, b, s) != (0, n, 1))
+    return labelled(specs, [letters], letters, fixed=cut)
 
 
 def reshard(op, specs, types, mesh):
@@ -267,6 +275,7 @@ RULES = {
     "prim.reduce": prim_reduce,
     "prim.contract": contract,
     "prim.concat": concat,
+    "prim.slice": slice_,
 }
 
 

@@ -43,6 +43,9 @@ def backends_and_flags(target, count: int) -> tuple[list, list]:
         raise StepwellError(f"target '{target.spec}' cannot be compiled for several devices "
                             f"(backends: {', '.join(_ALIASES)})")
     flags = [f"--iree-hal-target-device={device_symbol(d)}={alias}[{d}]" for d in range(count)]
+    # a constant the SPMD bodies share (IREE hoists it into a global) gets one copy per
+    # device; without it: "op affinity @d3 is not compatible with the partition affinity @d2"
+    flags.append("--iree-flow-experimental-replicate-globals-per-affinity")
     if alias == "local":
         from iree.compiler.tools.binaries import find_tool
         flags += [f"--iree-hal-local-target-device-backends={target.backend}",
