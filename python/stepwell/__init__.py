@@ -74,7 +74,7 @@ _LAZY = {
     "STAGES": ("stepwell.compiler.stages", "STAGES"),
     "compile": ("stepwell.compiler.driver", "compile"),
     "Executable": ("stepwell.compiler.runtime", "Executable"),
-    "load": ("stepwell.export", "load"),
+    "load": ("stepwell.distributed.stages", "load"),  # an export folder, or a pipeline of them
     "jax": ("stepwell.jax", None),
     "testing": ("stepwell.numerics.testing", None),
     "targets": ("stepwell.targets", None),

@@ -25,6 +25,18 @@ from __future__ import annotations
 
 from stepwell.frontends.jax.importer import JaxModule, import_function, raise_available
 from stepwell.frontends.jax.jit import JitFunction, jit
-from stepwell.export import export  # sw.jax.export(fn, params, *args, path=...): stepwell/export/
+from stepwell.export import export as _export  # sw.jax.export(fn, params, *args, path=...)
+
+
+def export(fn, params, *example_args, stages=None, **kwargs) -> dict:
+    """``sw.jax.export(fn, params, *args, path=..., target=...)``: a deployable folder
+    (``stepwell/export/``). ``stages=N`` (or layer names, or ``fn`` a list of stage
+    functions with one params pytree each) writes a pipeline: one export folder per
+    stage (``stepwell/distributed/stages.py``, docs/distributed.md)."""
+    if stages is None and not isinstance(fn, (list, tuple)):
+        return _export(fn, params, *example_args, **kwargs)
+    from stepwell.distributed.stages import export_stages
+    return export_stages(fn, params, *example_args, stages=2 if stages is None else stages, **kwargs)
+
 
 __all__ = ["import_function", "jit", "export", "JaxModule", "JitFunction", "raise_available"]
