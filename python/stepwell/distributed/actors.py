@@ -92,9 +92,6 @@ class _Worker:
         """The exported function called like ``sw.load(path)(*args)``."""
         return self.model(*args)
 
-    def exit(self) -> None:
-        os._exit(1)  # (tests: an actor that dies)
-
 
 class _Actors:
     def _start(self, sources, address, num_cpus, threads, ready_timeout, load_kwargs, ship):
