@@ -106,3 +106,48 @@ assert err < 1e-5, err
 print("ok", err)
 """, timeout=900)
     assert out.startswith("ok")
+
+
+def test_sharded_export_loads_on_its_devices_in_a_fresh_process(tmp_path):
+    """``sw.jax.export(..., in_shardings=...)``: one module over 4 devices, each device's
+    weights in the archive; ``sw.load`` in a process without JAX runs it; too few devices
+    is an error at load."""
+    folder = tmp_path / "mlp-tp"
+    out = _run(f"""
+mesh = Mesh(np.array(jax.devices()).reshape(4), ("model",))
+rng = np.random.default_rng(2)
+params = {{"w1": rng.standard_normal((16, 64), dtype=np.float32) / 4,
+          "b1": rng.standard_normal((64,), dtype=np.float32),
+          "w2": rng.standard_normal((64, 16), dtype=np.float32) / 8}}
+x = rng.standard_normal((4, 16), dtype=np.float32)
+def mlp(p, x):
+    return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"]
+rep = NamedSharding(mesh, P())
+specs = sw.distributed.tensor_parallel(params, mesh=mesh)
+m = sw.jax.export(mlp, params, x, path={str(folder)!r}, in_shardings=(specs, rep), out_shardings=rep)
+assert m["devices"] == 4 and m["mesh"] == {{"axes": ["model"], "shape": [4]}}
+shapes = {{p["name"]: p["shape"] for p in m["parameters"]}}
+assert shapes["w1#0,16"] == [16, 16] and shapes["w2#48,0"] == [16, 16] and shapes["b1#32"] == [16]
+np.save({str(tmp_path / "x.npy")!r}, x)
+np.save({str(tmp_path / "y.npy")!r}, np.asarray(jax.jit(mlp)(params, x)))
+print("ok")
+""")
+    assert out.startswith("ok")
+    check = f"""
+import sys, numpy as np, stepwell as sw
+model = sw.load({str(folder)!r})
+x, want = np.load({str(tmp_path / "x.npy")!r}), np.load({str(tmp_path / "y.npy")!r})
+got = model(x)
+assert np.abs(got - want).max() / np.abs(want).max() < 1e-5, np.abs(got - want).max()
+assert model.executable.device_count == 4
+assert "jax" not in sys.modules
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr
+    bad = subprocess.run([sys.executable, "-m", "stepwell.tools.main", "run", str(folder), "--devices", "2",
+                          "--input", str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == ("error: the module is partitioned over 4 devices, but the runtime has 2 "
+                                  "(devices=2): run it with at least 4 devices, or compile it for a "
+                                  "smaller mesh")

@@ -32,7 +32,13 @@ def export(fn, params, *example_args, stages=None, **kwargs) -> dict:
     """``sw.jax.export(fn, params, *args, path=..., target=...)``: a deployable folder
     (``stepwell/export/``). ``stages=N`` (or layer names, or ``fn`` a list of stage
     functions with one params pytree each) writes a pipeline: one export folder per
-    stage (``stepwell/distributed/stages.py``, docs/distributed.md)."""
+    stage (``stepwell/distributed/stages.py``, docs/distributed.md). ``in_shardings=``
+    (and ``out_shardings=``), as ``jax.jit`` takes them for ``fn(params, *args)``, writes
+    one module over the mesh's devices and each device's weights
+    (``stepwell/export/sharded.py``)."""
+    if "in_shardings" in kwargs or "out_shardings" in kwargs:
+        from stepwell.export.sharded import export_sharded
+        return export_sharded(fn, params, *example_args, **kwargs)
     if stages is None and not isinstance(fn, (list, tuple)):
         return _export(fn, params, *example_args, **kwargs)
     from stepwell.distributed.stages import export_stages
