@@ -9,7 +9,7 @@ This file is the public facade. The library underneath is layered, each layer
 importing only the ones below it (``tests/python/test_layering.py``):
 
     core  <-  dialects, targets, pipelines, models  <-  passes  <-  compiler
-          <-  frontends  <-  export, numerics  <-  bench  <-  (sw.*, sw.jax)  <-  tools
+          <-  frontends  <-  export, numerics  <-  bench, distributed  <-  (sw.*, sw.jax)  <-  tools
 
 Where a lower layer must call a higher one (the op registry loading the dialects, a
 pipeline finding its passes), it goes through ``stepwell.core.hooks``, provided here.

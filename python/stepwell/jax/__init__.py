@@ -13,8 +13,9 @@ into stepwell's MLIR context, and, with ``raise_ops=True``, runs the
 ops, the rest stays StableHLO. ``sw.compile`` compiles such mixed modules (``nn``/``prim``
 lowered to linalg, StableHLO given to IREE's StableHLO input).
 
-Not supported (each fails with an error naming it): multi-device programs
-(``shard_map``, more than one partition), host callbacks, and the StableHLO ops IREE
+``jit(fn, in_shardings=..., out_shardings=...)`` takes JAX's shardings and runs the
+function partitioned over the mesh's devices (docs/distributed.md). Not supported (each
+fails with an error naming it): ``shard_map``, host callbacks, and the StableHLO ops IREE
 3.13 cannot compile (``stepwell.compiler.stablehlo_screen``: non-power-of-two ``fft``,
 ``triangular_solve`` and other LAPACK calls, overlapping ``select_and_scatter``).
 With ``jax_enable_x64``, IREE demotes f64 to f32: results come back as f64 arrays
