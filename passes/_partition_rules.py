@@ -57,6 +57,8 @@ def _aligned(t: TensorType, out: str, out_shape) -> str:
 
 
 def elementwise(op, specs, types, mesh, fixed_dims=()) -> Plan:
+    """Elementwise ops: each result dimension takes the first split among the operands'
+    (broadcast ones stay whole)."""
     out_t = TensorType.from_mlir(op.results[0].type)
     out = _letters(out_t.rank)
     subs = [_aligned(t, out, out_t.shape) for t in types]
@@ -77,10 +79,12 @@ def _axes(op, name, rank):
 
 
 def softmax(op, specs, types, mesh):
+    """Softmax: the normalized axis stays whole."""
     return elementwise(op, specs, types, mesh, [_axis(op, "axis", types[0].rank)])
 
 
 def layer_norm(op, specs, types, mesh):
+    """Layer norm: the normalized axis stays whole; scale and bias follow it (replicated)."""
     x = types[0]
     axis = _axis(op, "axis", x.rank)
     out = _letters(x.rank)
@@ -88,11 +92,14 @@ def layer_norm(op, specs, types, mesh):
 
 
 def rms_norm(op, specs, types, mesh):
+    """RMS norm: the last axis stays whole."""
     out = _letters(types[0].rank)
     return labelled(specs, [out, out[-1]], out, fixed=out[-1])
 
 
 def linear(op, specs, types, mesh):
+    """x @ w + b: w's rows split -> a partial sum (row-parallel); w's columns split -> a
+    split result (column-parallel)."""
     x = types[0]
     batch = _letters(x.rank - 1, "kn")
     subs = [batch + "k", "kn", "n"][:len(types)]
@@ -103,6 +110,7 @@ def linear(op, specs, types, mesh):
 
 
 def matmul(op, specs, types, mesh):
+    """Batched matmul: batch dims shared, M from a, N from b, a split K gives a partial sum."""
     a, b = types
     if a.rank < 2 or b.rank < 2:
         return replicated(op, specs, types, mesh)
@@ -116,6 +124,7 @@ def matmul(op, specs, types, mesh):
 
 
 def attention(op, specs, types, mesh):
+    """Attention: batch and heads may be split, sequence and head dims stay whole."""
     out_t = TensorType.from_mlir(op.results[0].type)
     subs = ["bhsd", "bhte", "bhtf"]
     if len(types) > 3:
@@ -124,6 +133,7 @@ def attention(op, specs, types, mesh):
 
 
 def embedding(op, specs, types, mesh):
+    """table[ids]: rows split -> partial sums (vocabulary-parallel), columns split -> split width."""
     ids = _letters(types[1].rank, "vd")
     # the table's layout first: by vocabulary (partial sums) or by width
     order = [(0, 0), (0, 1), *((1, i) for i in range(len(ids)))]
@@ -131,6 +141,7 @@ def embedding(op, specs, types, mesh):
 
 
 def reduce(op, specs, types, mesh):
+    """nn reductions: the reduced axes stay whole."""
     x = types[0]
     axes = _axes(op, "axes", x.rank)
     keep = "keepdims" in op.attributes and ir.BoolAttr(op.attributes["keepdims"]).value
@@ -140,6 +151,7 @@ def reduce(op, specs, types, mesh):
 
 
 def prim_reduce(op, specs, types, mesh):
+    """prim.reduce: the reduced axes stay whole."""
     x = types[0]
     axes = _axes(op, "axes", x.rank)
     letters = _letters(x.rank)
@@ -148,6 +160,7 @@ def prim_reduce(op, specs, types, mesh):
 
 
 def transpose(op, specs, types, mesh):
+    """Transpose: the layout moves with the dimensions."""
     x = types[0]
     attrs = op.attributes
     perm = ([int(p) for p in ir.DenseI64ArrayAttr(attrs["permutation"])] if "permutation" in attrs
@@ -157,12 +170,14 @@ def transpose(op, specs, types, mesh):
 
 
 def concat(op, specs, types, mesh):
+    """Concat: the joined axis stays whole, the operands share the other dims' layout."""
     letters = _letters(types[0].rank)
     axis = _axis(op, "axis", types[0].rank, 0)
     return labelled(specs, [letters] * len(types), letters, fixed=letters[axis])
 
 
 def broadcast(op, specs, types, mesh):
+    """prim.broadcast: each operand dimension keeps its layout where it lands (stretched ones whole)."""
     out_t = TensorType.from_mlir(op.results[0].type)
     out = _letters(out_t.rank)
     dims = [int(d) for d in ir.DenseI64ArrayAttr(op.attributes["dims"])]
@@ -172,12 +187,14 @@ def broadcast(op, specs, types, mesh):
 
 
 def contract(op, specs, types, mesh):
+    """prim.contract: its einsum spec is the labelling; split contracted letters give partial sums."""
     lhs, rest = ir.StringAttr(op.attributes["spec"]).value.replace(" ", "").split(",")
     rhs, out = rest.split("->")
     return labelled(specs, [lhs, rhs], out)
 
 
 def conv2d(op, specs, types, mesh):
+    """conv2d: only the batch may be split."""
     return labelled(specs, ["nhwc", "....", "."][:len(types)], "nhwo", fixed="hwc")
 
 

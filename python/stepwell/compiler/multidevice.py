@@ -125,6 +125,9 @@ class MultiDeviceInvoker:
         args = rt.VmVariantList(n * len(arrays))
         for a, (_, t, spec) in zip(arrays, self.layout.inputs):
             for d in range(n):
+                if t is None:  # a scalar: each device's call takes the same number
+                    (args.push_float if isinstance(a, float) else args.push_int)(a)
+                    continue
                 part = a if spec is None else np.ascontiguousarray(a[sh.shard_index(a.shape, spec, mesh, d)])
                 args.push_ref(rt.asdevicearray(self.devices[d], part)._buffer_view)
         results = rt.VmVariantList(n * len(self.layout.outputs))

@@ -388,8 +388,8 @@ def diagnose(module_op, display_name: str | None = None) -> list:
                                 f"mesh axis names, found {attrs[UNREDUCED]}", display_name=display_name))
             elif any(mesh is None or a not in mesh.axes for a in axes):
                 bad = next(a for a in axes if mesh is None or a not in mesh.axes)
-                diags.append(at(op.location, f"'{op.name}' {UNREDUCED} names axis '{bad}', "
-                                f"{'but the module has no mesh' if mesh is None else f'which mesh {mesh} does not have'}",
+                why = "but the module has no mesh" if mesh is None else f"which mesh {mesh} does not have"
+                diags.append(at(op.location, f"'{op.name}' {UNREDUCED} names axis '{bad}', {why}",
                                 display_name=display_name))
     walk(module_op)
     return diags
