@@ -52,6 +52,48 @@ def _add(a, b):
     return (arith.AddFOp if float_ else arith.AddIOp)(a, b).result
 
 
+def uses(op) -> list:
+    """The values ``op`` reads: its operands, then values from outside that its regions
+    read (a ``stablehlo.while`` body may use them directly)."""
+    out = list(op.operands)
+    inner = set()
+    for region in op.regions:
+        for block in region.blocks:
+            inner.update(block.arguments)
+            for nested in _walk(block):
+                inner.update(nested.results)
+    for region in op.regions:
+        for block in region.blocks:
+            for nested in _walk(block):
+                out += [v for v in nested.operands if v not in inner and v not in out]
+    return out
+
+
+def _walk(block):
+    for op in block.operations:
+        op = op.operation
+        yield op
+        for region in op.regions:
+            for inner in region.blocks:
+                yield from _walk(inner)
+
+
+def clone_into(op, mapping: dict):
+    """``op`` cloned at the current insertion point with its operands, and the outside
+    values its regions read, replaced through ``mapping``; its results are mapped."""
+    new = op.clone()
+    for i, v in enumerate(op.operands):
+        new.operands[i] = mapping[v]
+    for region in new.regions:
+        for block in region.blocks:
+            for nested in _walk(block):
+                for i, v in enumerate(nested.operands):
+                    if v in mapping:
+                        nested.operands[i] = mapping[v]
+    mapping.update(zip(op.results, new.results))
+    return new
+
+
 def _is_collective(op) -> bool:
     """Ops emitted per device in the outer function, not in an SPMD body."""
     return op.name in ("nn.reshard", "func.return")
@@ -134,7 +176,7 @@ class _Expander:
         defined = {r for op in ops for r in op.results}
         inputs = []
         for op in ops:
-            for v in op.operands:
+            for v in uses(op):
                 if v not in defined and v not in inputs:
                     inputs.append(v)
         outputs = [r for op in ops for r in op.results
@@ -162,12 +204,9 @@ class _Expander:
                     with op.location:
                         mapping[op.results[0]] = self.vocab_lookup(op, mapping, first_arg[op])
                     continue
-                new = op.clone()
-                for i, v in enumerate(op.operands):
-                    new.operands[i] = mapping[v]
+                new = clone_into(op, mapping)
                 for old, res in zip(op.results, new.results):
                     res.set_type(self.local_type(old))
-                    mapping[old] = res
                 for key in (sh.SHARDING, sh.UNREDUCED):
                     if key in new.attributes:
                         del new.attributes[key]

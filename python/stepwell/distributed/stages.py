@@ -210,7 +210,7 @@ def _cut(module, names, leaves, stages):
     stage_of = {op: k for k, g in enumerate(groups) for op in g}
 
     def last_use(v) -> int:
-        return max((len(groups) if u.owner.operation == ret else stage_of.get(u.owner.operation, -1)
+        return max((len(groups) if u.owner.operation == ret else stage_of.get(_top(u.owner.operation, block), -1)
                     for u in v.uses), default=-1)
     made = list(inputs)
     crossing = [list(inputs)]
@@ -220,11 +220,19 @@ def _cut(module, names, leaves, stages):
     crossing.append(list(ret.operands))
     out = []
     for k, g in enumerate(groups):
-        used = [p for p in params if any(stage_of.get(u.owner.operation) == k for u in p.uses)]
+        used = [p for p in params if any(stage_of.get(_top(u.owner.operation, block)) == k for u in p.uses)]
         idx = [params.index(p) for p in used]
         stage = _stage_module(module, g, used, crossing[k], crossing[k + 1], ops)
         out.append(([names[i] for i in idx], stage, [leaves[i] for i in idx]))
     return out
+
+
+def _top(op, block):
+    """The op of ``block`` that holds ``op`` (itself, or the op whose region it is in)."""
+    while op is not None and op.block != block:
+        parent = op.parent
+        op = parent.operation if parent is not None else None
+    return op
 
 
 def _stage_module(module, ops, params, ins, outs, all_ops):
@@ -250,12 +258,12 @@ def _stage_module(module, ops, params, ins, outs, all_ops):
                 raise StepwellError("export: a stage uses a value no earlier stage passes on "
                                     "(a bug in the cut)")
             return mapping[v]
+        from stepwell.passes._partition_expand import clone_into, uses
         with ir.InsertionPoint(block):
             for op in ops:
-                new_op = op.clone()
-                for i, v in enumerate(op.operands):
-                    new_op.operands[i] = value(v)
-                mapping.update(zip(op.results, new_op.results))
+                for v in uses(op):
+                    value(v)
+                clone_into(op, mapping)
             ir.Operation.create("func.return", operands=[value(v) for v in outs])
     return Module(new, getattr(module, "name", "-"))
 
