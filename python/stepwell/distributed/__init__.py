@@ -29,7 +29,12 @@ _LAZY = {
 }
 
 
+_MODULES = ("schedule", "plans", "stages", "actors")
+
+
 def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f"stepwell.distributed.{name}")
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
