@@ -184,6 +184,7 @@ RULES = {
         x, s.permutation if s.permutation is not None else reversed(range(ttype(x).rank))),
     "nn.concat": lambda b, s, *xs: b._op("prim.concat", *xs, axis=s.axis % ttype(xs[0]).rank),
     "nn.cast": lambda b, s, x: b.cast(x, s.results[0].dtype),
+    "nn.reshard": lambda b, s, x: x,  # on one device a reshard moves nothing
     **QUANT_RULES,  # nn.quantize, nn.dequantize, nn.quantized_linear
 }
 

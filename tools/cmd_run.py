@@ -20,6 +20,9 @@ def add_parser(subparsers):
     p.add_argument("--target", default=None,
                    help="target the module was compiled for (default: cpu; an export folder's "
                         "manifest names its own)")
+    p.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="runtime devices for a module partitioned over several (default: the "
+                        "driver's; N CPU devices of local-task, the first N GPUs)")
     return p
 
 
@@ -30,9 +33,11 @@ def run(args) -> int:
     from stepwell.core.diagnostics import StepwellError
     from stepwell.compiler.runtime import Executable
 
+    if args.devices is not None and args.devices < 1:
+        raise StepwellError(f"--devices must be at least 1, not {args.devices}")
     if os.path.isdir(args.module):
         from stepwell.export import load
-        model = load(args.module, target=args.target)
+        model = load(args.module, target=args.target, devices=args.devices)
         if args.function != "main":
             raise StepwellError(f"an export folder has one entry point, 'main' (not '{args.function}')")
         outputs = model(*inputs.parse_inputs(args.input, [i["type"] for i in model.inputs]))
@@ -47,9 +52,10 @@ def run(args) -> int:
     if args.module.endswith(".mlir"):
         from stepwell.compiler import driver as compiler
         from stepwell.core.module import parse_file
-        exe = compiler.compile(parse_file(args.module), target=target)
+        exe = Executable(compiler.compile_vmfb(parse_file(args.module), target=target), target,
+                         devices=args.devices)
     else:
-        exe = Executable.load(args.module, target=target)
+        exe = Executable.load(args.module, target=target, devices=args.devices)
     fn = exe.function(args.function)
     outputs = fn(*inputs.parse_inputs(args.input, fn.arg_types))
     print(inputs.format_outputs(outputs))

@@ -9,7 +9,7 @@ This file is the public facade. The library underneath is layered, each layer
 importing only the ones below it (``tests/python/test_layering.py``):
 
     core  <-  dialects, targets, pipelines, models  <-  passes  <-  compiler
-          <-  frontends  <-  export, numerics  <-  bench  <-  (sw.*, sw.jax)  <-  tools
+          <-  frontends  <-  export, numerics  <-  bench, distributed  <-  (sw.*, sw.jax)  <-  tools
 
 Where a lower layer must call a higher one (the op registry loading the dialects, a
 pipeline finding its passes), it goes through ``stepwell.core.hooks``, provided here.
@@ -25,12 +25,13 @@ from stepwell.core.diagnostics import Diagnostic, PassError, StepwellError, Veri
 from stepwell.core.module import Module, parse, parse_file
 from stepwell.core.opspec import Builders
 from stepwell.core.pipeline import Pipeline
+from stepwell.core.sharding import Mesh
 from stepwell.core.types import TensorType
 from stepwell.core.version import __version__
 
 
 def _load_dialects() -> None:
-    for name in ("nn", "nn_quant", "nn_moe", "prim", "prim_moe"):
+    for name in ("nn", "nn_quant", "nn_moe", "nn_shard", "prim", "prim_moe"):
         importlib.import_module(f"stepwell.dialects.{name}")
 
 
@@ -55,13 +56,25 @@ _compat.install()
 nn = Builders("nn")
 prim = Builders("prim")
 
+
+def shard(value, spec):
+    """Lay ``value`` out over the module's mesh as ``spec`` (JAX's spelling: ``("data",
+    None)``, ``P(None, "model")``) and return it: the spec goes on the function argument
+    or on the op that makes it (``nn.sharding``, docs/distributed.md)."""
+    from stepwell.core.sharding import ShardingError, annotate
+    try:
+        annotate(value, spec)
+    except ShardingError as e:
+        raise StepwellError(f"sw.shard: {e}") from None
+    return value
+
 # Heavier parts load on first use (``sw.jax`` imports JAX, ``sw.compile`` IREE).
 _LAZY = {
     "lower": ("stepwell.compiler.stages", "lower"),
     "STAGES": ("stepwell.compiler.stages", "STAGES"),
     "compile": ("stepwell.compiler.driver", "compile"),
     "Executable": ("stepwell.compiler.runtime", "Executable"),
-    "load": ("stepwell.export", "load"),
+    "load": ("stepwell.distributed.stages", "load"),  # an export folder, or a pipeline of them
     "jax": ("stepwell.jax", None),
     "testing": ("stepwell.numerics.testing", None),
     "targets": ("stepwell.targets", None),
@@ -69,6 +82,7 @@ _LAZY = {
     "raising": ("stepwell.frontends.jax.raising", None),
     "cache": ("stepwell.compiler.cache", None),
     "checkpoints": ("stepwell.export.checkpoints", None),
+    "distributed": ("stepwell.distributed", None),
 }
 
 
@@ -81,4 +95,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["Diagnostic", "PassError", "StepwellError", "VerifyError", "Module", "parse",
-           "parse_file", "Pipeline", "TensorType", "nn", "prim", "__version__", *_LAZY]
+           "parse_file", "Pipeline", "TensorType", "nn", "prim", "shard", "Mesh", "__version__", *_LAZY]

@@ -27,7 +27,7 @@ LAYERS = [
     {"compiler"},
     {"frontends"},
     {"export", "numerics"},
-    {"bench"},
+    {"bench", "distributed"},
     {"api"},
     {"tools"},
 ]

@@ -24,7 +24,8 @@ NN_OPS = sorted(
     ["matmul", "linear", "conv2d", "add", "sub", "mul", "div", "maximum", "minimum", "relu",
      "gelu", "silu", "sigmoid", "tanh", "exp", "softmax", "layer_norm", "rms_norm", "attention",
      "embedding", "reduce_sum", "reduce_mean", "reduce_max", "reshape", "transpose", "concat",
-     "cast", "quantize", "dequantize", "quantized_linear"])  # the last three: dialects/nn_quant.py
+     "cast", "quantize", "dequantize", "quantized_linear",  # these three: dialects/nn_quant.py
+     "reshard"])  # dialects/nn_shard.py
 MOE_OPS = ["grouped_matmul", "moe_ffn", "top_k"]  # dialects/nn_moe.py: tests in test_moe_ops.py
 
 
@@ -78,6 +79,7 @@ BUILD_CASES = [
     ("transpose-default", "transpose", ["2x3x4xf32"], {}, None, "4x3x2xf32"),
     ("concat", "concat", ["2x3xf32", "2x1xf32", "2x4xf32"], {"axis": 1}, None, "2x8xf32"),
     ("cast", "cast", ["2x3xf32"], {}, "2x3xi32", "2x3xi32"),
+    ("reshard", "reshard", ["4x8xf32"], {}, None, "4x8xf32"),  # dialects/nn_shard.py
     ("matmul-acc", "matmul", ["4x8xbf16", "8x16xbf16"], {}, "4x16xf32", "4x16xf32"),
     ("linear-acc", "linear", ["4x8xf16", "8x16xf16", "16xf32"], {}, "4x16xf32", "4x16xf32"),
     # quantized ops (dialects/nn_quant.py)
@@ -235,6 +237,7 @@ NEGATIVE_CASES = [
     ("concat", ["2x3xf32", "2x3xi32"], "4x3xf32", "", "operand element types differ: f32, i32"),
     ("concat", ["2x3xf32"], "2x3xf32", "{axis = -3 : i64}", "axis -3 is out of range for rank 2"),
     ("cast", ["2x3xf32"], "3x2xi32", "", "result shape must be [2, 3] like x tensor<2x3xf32>, found tensor<3x2xi32>"),
+    ("reshard", ["4x8xf32"], "4x9xf32", "", "result #0 type mismatch: expected tensor<4x8xf32>, found tensor<4x9xf32>"),
     ("matmul", ["4x8xf32", "8x16xf32"], "4x16xf16", "", "result element type f16 cannot accumulate f32"),
     ("quantize", ["64x16xf32", "2x16xf32"], "64x16xi8", "{bits = 3 : i64, group_size = 32 : i64}",
      "attribute 'bits' must be one of 8, 4, found 3"),

@@ -6,6 +6,8 @@
 ``driver``             ``sw.compile``: checks, flags, ``iree-compile``, its errors
 ``cache``              the on-disk cache of compiled modules
 ``runtime``            ``Executable``: numpy in, numpy out, on IREE's runtime
+``devices``            compiling a partitioned module for several devices
+``multidevice``        running it: N runtime devices, inputs split, results joined
 ``inputs``             values in ``iree-run-module``'s syntax (``stepwell run``)
 ``stablehlo_screen``   StableHLO ops IREE 3.13 cannot compile, named first
 ``quant_flags``        IREE flags that keep dequantized weights fused

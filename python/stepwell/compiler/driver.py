@@ -27,6 +27,7 @@ import re
 import threading
 
 from stepwell.compiler import cache as disk_cache
+from stepwell.compiler import devices
 from stepwell.core import opspec, verifier
 from stepwell.compiler import stablehlo_screen
 from stepwell.core import stablehlo
@@ -40,7 +41,7 @@ __all__ = ["compile", "compile_to", "compile_vmfb", "check_compilable", "clear_c
 # stage_input -> IREE --iree-input-type ("auto": StableHLO if the module holds any)
 _INPUT_TYPES = {"auto": None, "linalg": "auto", "stablehlo": "stablehlo"}
 # stepwell stage -> IREE --compile-to phase
-_IREE_PHASES = {"dispatch": "flow"}
+_IREE_PHASES = {"dispatch": "flow", "stream": "stream"}
 
 # Compiled modules by (IR, backend, flags): IREE takes 0.3-1.3 s per compile.
 _CACHE: "collections.OrderedDict[str, bytes]" = collections.OrderedDict()
@@ -55,7 +56,7 @@ def clear_cache() -> None:
 
 
 def compile(module, target="cpu", *, flags=(), stage_input: str = "auto", cache: bool | None = None,
-            precision: str | None = None):
+            precision: str | None = None, mesh=None):
     """Compile ``module`` (a :class:`Module` or MLIR text) for ``target``.
 
     ``nn``/``prim`` ops are lowered to linalg first. ``stage_input`` says what IREE
@@ -65,21 +66,24 @@ def compile(module, target="cpu", *, flags=(), stage_input: str = "auto", cache:
     compilation cache (None: yes, unless ``STEPWELL_NO_CACHE=1``). ``precision``: a
     policy applied to an nn-level module first (``"bf16"``, ``"f16"``, ``"int8"``,
     ``"int4"``, ``"bf16+int8"``: ``passes/nn_precision.py``, docs/low-precision.md).
+    ``mesh`` (``{"model": 4}``, a ``jax.sharding.Mesh``...) sets the module's ``nn.mesh``:
+    a module with a mesh is partitioned (``nn-partition``) into one module over that many
+    devices, run by the Executable on as many runtime devices (docs/distributed.md).
     """
     from stepwell import targets
     from stepwell.compiler.runtime import Executable
     tgt = targets.get(target)
     vmfb = compile_vmfb(module, tgt, flags=flags, stage_input=stage_input, cache=cache,
-                        precision=precision)
+                        precision=precision, mesh=mesh)
     return Executable(vmfb, tgt)
 
 
 def compile_vmfb(module, target="cpu", *, flags=(), stage_input: str = "auto",
-                 cache: bool | None = None, precision: str | None = None) -> bytes:
+                 cache: bool | None = None, precision: str | None = None, mesh=None) -> bytes:
     """Like :func:`compile`, returning the ``.vmfb`` bytes."""
     from stepwell import targets
     tgt = targets.get(target)
-    m = prepare(module, stage_input, precision, tgt)
+    m = prepare(module, stage_input, precision, tgt, mesh=mesh)
     return _run_iree(m, tgt, _flags(flags), input_type(m, stage_input), cache=cache)
 
 
@@ -91,17 +95,18 @@ def input_type(module: Module, stage_input: str = "auto") -> str:
 
 
 def compile_to(module, stage: str, *, target="cpu", flags=(), stage_input: str = "auto",
-               precision: str | None = None):
+               precision: str | None = None, mesh=None):
     """IREE's view of a module at a stage past ``linalg``: ``"dispatch"`` gives the
     flow-level IR (dispatch regions) as text, ``"vmfb"`` the compiled bytes."""
     from stepwell import targets
     tgt = targets.get(target)
     if stage == "vmfb":
-        return compile_vmfb(module, tgt, flags=flags, stage_input=stage_input, precision=precision)
+        return compile_vmfb(module, tgt, flags=flags, stage_input=stage_input, precision=precision,
+                            mesh=mesh)
     if stage not in _IREE_PHASES:
         raise StepwellError(f"compile_to: stage '{stage}' is not an IREE stage "
                             f"(IREE stages: {', '.join([*_IREE_PHASES, 'vmfb'])})")
-    m = prepare(module, stage_input, precision, tgt)
+    m = prepare(module, stage_input, precision, tgt, mesh=mesh)
     extra = (*_flags(flags), f"--compile-to={_IREE_PHASES[stage]}")
     return _run_iree(m, tgt, extra, input_type(m, stage_input)).decode("utf-8")
 
@@ -118,7 +123,8 @@ def _flags(flags) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------
-def prepare(module, stage_input: str = "auto", precision: str | None = None, target=None) -> Module:
+def prepare(module, stage_input: str = "auto", precision: str | None = None, target=None, *,
+            mesh=None) -> Module:
     """The module as IREE will get it: parsed, lowered to linalg if needed, checked
     (custom ops, Shardy annotations, StableHLO that IREE cannot compile)."""
     if stage_input not in _INPUT_TYPES:
@@ -136,6 +142,8 @@ def prepare(module, stage_input: str = "auto", precision: str | None = None, tar
     if precision is not None:  # a precision policy (nn-precision / nn-quantize-weights)
         from stepwell.passes.nn_precision import apply_policy
         module = apply_policy(module, precision)
+    if mesh is not None or devices.needs_partitioning(module):
+        module = devices.partition(module, mesh)  # a copy over the mesh's devices
     lowered = False
     if _has_custom_ops(module):
         stages = _stages()
@@ -193,6 +201,8 @@ def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: b
     from stepwell.compiler.quant_flags import iree_flags  # keeps a dequantized weight fused
     all_flags = [*target.flags, *iree_flags(module, target), *flags]
     # Locations do not change the code: a function moved in its file is the same key.
+    backends, device_flags = devices.backends_and_flags(target, devices.device_count(module))
+    all_flags += device_flags
     key = disk_cache.key(module.print(), target.spec, target.backend, input_type, all_flags)
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -202,7 +212,7 @@ def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: b
     out = disk_cache.get(key) if use_disk else None
     if out is None:
         try:
-            out = iree_tools.compile_str(text, target_backends=[target.backend],
+            out = iree_tools.compile_str(text, target_backends=backends,
                                          extra_args=all_flags, input_type=input_type)
         except iree_tools.CompilerToolError as e:
             raise StepwellError(iree_diagnostics(str(e), module.name, target, module=module)) from None

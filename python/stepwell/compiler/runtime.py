@@ -238,6 +238,11 @@ class Function:
         sig = parse_declaration(decl) if decl else None
         self.arg_types: list[str] | None = sig[0] if sig else None
         self.result_types: list[str] | None = sig[1] if sig else None
+        from stepwell.compiler.multidevice import layout_of
+        self.layout = layout_of(vm_function)  # partitioned: global types, specs (multidevice.py)
+        if self.layout is not None:
+            self.arg_types = [x[0] for x in self.layout.inputs]
+            self.result_types = [x[0] for x in self.layout.outputs]
 
     def __repr__(self) -> str:
         if self.arg_types is None:
@@ -297,6 +302,18 @@ class Function:
         host = tuple(_result(o, t) for o, t in zip(outs, types))
         return host if isinstance(out, tuple) else host[0]
 
+    def shards(self, *args) -> list[list[np.ndarray]]:
+        """A partitioned function's outputs as their per-device parts (one list per output)."""
+        if self.layout is None:
+            raise StepwellError(f"function '{self.name}' is not partitioned over devices")
+        try:
+            return self.exe._invoker(self).shards(*self.check_inputs(args))
+        except StepwellError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise StepwellError(f"running function '{self.name}' on {self.exe.target.spec} "
+                                f"failed: {_clean_iree_message(e)}") from None
+
 
 def _result(value, declared: str | None):
     """A result as numpy: arrays copied to the host, scalars as numpy scalars."""
@@ -311,25 +328,32 @@ def _result(value, declared: str | None):
 class Executable:
     """A compiled module (``.vmfb`` bytes) for one target; ``exe(*arrays)`` runs ``main``."""
 
-    def __init__(self, vmfb: bytes, target="cpu", *, parameters=None, parameter_scope: str = "model"):
+    def __init__(self, vmfb: bytes, target="cpu", *, parameters=None, parameter_scope: str = "model",
+                 devices: int | None = None):
         """``parameters``: an ``iree.runtime.ParameterIndex`` (e.g. a loaded ``.irpa``
         archive) that the module's ``#flow.parameter.named<"scope"::"key">`` globals
-        read from; it is added to the context as IREE's parameters module."""
+        read from; it is added to the context as IREE's parameters module.
+        ``devices``: how many runtime devices there are for a module partitioned over
+        several (default: the driver's; fewer than the module needs is an error here)."""
         from stepwell import targets
         self.vmfb = bytes(vmfb)
         self.target = targets.get(target)
+        self.devices = devices
         self.parameters = parameters
         self.parameter_scope = parameter_scope
         self._module = None
+        self.device_count = 1  # read from the module when it is loaded
         self._context = None
         self._functions: dict[str, Function] = {}
         self._invokers: dict[str, object] = {}
         self._lock = threading.Lock()
         _EXECUTABLES.add(self)
+        if devices is not None:
+            self._vm_module()  # checks the device count now, not at the first call
 
     # -- files ----------------------------------------------------------------
     @classmethod
-    def load(cls, path, target=None) -> "Executable":
+    def load(cls, path, target=None, *, devices: int | None = None) -> "Executable":
         """A ``.vmfb`` file; ``target=None`` reads it from the module's device code
         (``cpu`` when it holds none)."""
         try:
@@ -341,7 +365,8 @@ class Executable:
             from stepwell import targets
             target = targets.detect(data) or "cpu"
         exe = cls(data, target)
-        exe._vm_module(str(path))  # a bad file fails here, not at the first call
+        exe.devices = devices
+        exe._vm_module(str(path))  # a bad file (or too few devices) fails here
         return exe
 
     def save(self, path) -> None:
@@ -359,6 +384,10 @@ class Executable:
                 except Exception as e:  # noqa: BLE001
                     raise StepwellError(f"'{name}' is not a valid IREE module (.vmfb): "
                                         f"{_clean_iree_message(e)}") from None
+                from stepwell.compiler.multidevice import check_count, devices_needed
+                self.device_count = devices_needed(self._module)
+                if self.device_count > 1:
+                    check_count(self.device_count, self.target.driver, self.devices)
             return self._module
 
     @property
@@ -392,8 +421,13 @@ class Executable:
         if not ok:
             raise StepwellError(f"cannot run on target '{self.target.spec}': {ok.reason}")
         rt = _rt()
-        dev, hal = device(self.target.driver)
         module = self._vm_module()
+        if self.device_count > 1:
+            from stepwell.compiler.multidevice import device_set
+            devs, hal = device_set(self.target.driver, self.device_count)
+            dev = devs[0]
+        else:
+            dev, hal = device(self.target.driver)
         with self._lock:
             if self._context is None:
                 try:
@@ -411,7 +445,11 @@ class Executable:
                                f"compiled for)")
                     raise StepwellError(f"cannot load the module on '{self.target.spec}': "
                                         f"{msg}") from None
-            inv = rt.FunctionInvoker(self._context, dev, fn._vm_function)
+            if fn.layout is not None:
+                from stepwell.compiler.multidevice import MultiDeviceInvoker
+                inv = MultiDeviceInvoker(self._context, devs, fn._vm_function, fn.layout)
+            else:
+                inv = rt.FunctionInvoker(self._context, dev, fn._vm_function)
             self._invokers[fn.name] = inv
             return inv
 

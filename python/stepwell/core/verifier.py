@@ -8,7 +8,7 @@ has 8, rhs tensor<7x16xf32> has 7``.
 
 from __future__ import annotations
 
-from stepwell.core import opspec
+from stepwell.core import opspec, sharding
 from stepwell.core.diagnostics import Diagnostic, VerifyError, at, from_mlir_error
 from stepwell.core.ir import cache, ir
 from stepwell.core.types import TensorType
@@ -98,6 +98,8 @@ def diagnose(module_op, display_name: str | None = None, *, custom: bool = True)
             msg = verify_op(op)
             if msg:
                 diags.append(at(op.location, msg, display_name=display_name))
+    if custom:
+        diags.extend(sharding.diagnose(module_op, display_name))
     if not diags:
         try:
             module_op.verify()

@@ -15,11 +15,12 @@ from stepwell.export.manifest import (PARAMS, SCOPE, VMFB, check_versions, np_dt
 from stepwell.export.pytree import OPAQUE, flatten, is_array, unflatten
 
 
-def load(path, *, target=None, verify: bool = True) -> "ExportedModel":
+def load(path, *, target=None, verify: bool = True, devices: int | None = None) -> "ExportedModel":
     """Load an export folder: the manifest is checked, each file's size and SHA-256
     (``verify=False`` checks sizes only), then the parameter archive is opened
     (memory-mapped) and the module bound to it on the target's runtime driver
-    (``target``: override the manifest's, e.g. ``cpu-generic`` code on ``cpu``)."""
+    (``target``: override the manifest's, e.g. ``cpu-generic`` code on ``cpu``;
+    ``devices``: runtime devices for an export partitioned over several)."""
     import iree.runtime as rt
 
     from stepwell import targets
@@ -57,7 +58,8 @@ def load(path, *, target=None, verify: bool = True) -> "ExportedModel":
             vmfb = f.read()
     except OSError as e:
         raise StepwellError(f"cannot read '{os.path.join(path, VMFB)}': {e.strerror}") from None
-    exe = Executable(vmfb, tgt, parameters=index, parameter_scope=manifest.get("parameter_scope", SCOPE))
+    exe = Executable(vmfb, tgt, parameters=index, parameter_scope=manifest.get("parameter_scope", SCOPE),
+                     devices=devices)
     exe._vm_module(os.path.join(path, VMFB))  # a bad module fails here, not at the first call
     return ExportedModel(path, manifest, exe)
 

@@ -136,9 +136,10 @@ def aval_of(leaf):
 
 
 # ---------------------------------------------------------------------------
-def lower_to_text(fn, sig: Signature, avals):
+def lower_to_text(fn, sig: Signature, avals, shardings=None):
     """StableHLO text (with JAX's source locations) of ``fn`` at ``avals``, the result
-    tree and avals, and JAX's ``Lowered``."""
+    tree and avals, and JAX's ``Lowered``. ``shardings``: ``(in, out)``, one JAX
+    sharding (or None) per flat argument and per flat result (``frontends/jax/shardy.py``)."""
     captured = {}
 
     def flat_fn(*flat):
@@ -150,7 +151,9 @@ def lower_to_text(fn, sig: Signature, avals):
     # The module is named after the function (@jit_<name>), as jax.jit(fn) would name it.
     flat_fn.__name__ = flat_fn.__qualname__ = re.sub(r"\W", "_", _fn_name(fn))
     specs = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals]
-    lowered = jax.jit(flat_fn, keep_unused=True).lower(*specs)
+    jit_kwargs = {} if shardings is None else {"in_shardings": list(shardings[0]),
+                                               "out_shardings": list(shardings[1])}
+    lowered = jax.jit(flat_fn, keep_unused=True, **jit_kwargs).lower(*specs)
     out_avals = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in jax.tree.leaves(lowered.out_info)]
     return lowered.as_text(debug_info=True), captured["tree"], out_avals, lowered
 
@@ -175,8 +178,12 @@ def import_function(fn, *example_args, raise_ops: bool = True, static_argnums=()
     return _import(fn, sig, avals, raise_ops=raise_ops, name=name)
 
 
-def _import(fn, sig: Signature, avals, *, raise_ops: bool, name: str | None = None) -> JaxModule:
-    text, out_tree, out_avals, lowered = lower_to_text(fn, sig, avals)
+def _import(fn, sig: Signature, avals, *, raise_ops: bool, name: str | None = None,
+            shardings=None) -> JaxModule:
+    text, out_tree, out_avals, lowered = lower_to_text(fn, sig, avals, shardings)
+    if shardings is not None:  # Shardy's annotations as nn.mesh/nn.sharding
+        from stepwell.frontends.jax.shardy import to_nn
+        text = to_nn(text)
     display = name or f"<jax:{_fn_name(fn)}>"
     try:
         module = parse(text, name=display)  # (single-device Shardy annotations are dropped)
@@ -189,7 +196,8 @@ def _import(fn, sig: Signature, avals, *, raise_ops: bool, name: str | None = No
         generic = lowered.compiler_ir("stablehlo").operation.get_asm(
             print_generic_op_form=True, enable_debug_info=True)
         module = parse(generic, name=display)
-    _check_single_device(module)
+    if "nn.mesh" not in module.operation.attributes:
+        _check_single_device(module)
     stablehlo.strip_shardy(module)
     leftover = sorted({op.name for op in verifier.walk(module.operation) if op.name.startswith("sdy.")})
     if leftover:

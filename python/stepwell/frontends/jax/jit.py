@@ -23,11 +23,12 @@ class _Entry:
     module: JaxModule
     exe: object          # stepwell.runtime.Executable
     arg_dtypes: tuple    # numpy dtype of each flat argument as the executable takes it
+    mesh: object = None  # the jax.sharding.Mesh results are laid out over (shardings given)
 
 
 def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_argnums=(),
         donate_argnames=(), raise_ops: bool = True, flags=(), cache: bool | None = None,
-        precision: str | None = None):
+        precision: str | None = None, in_shardings=None, out_shardings=None):
     """Compile ``fn`` through stepwell, like ``jax.jit``::
 
         f = sw.jax.jit(model_apply, target="cpu")
@@ -47,6 +48,13 @@ def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_
     applies a precision policy to the raised module (``"bf16"``, ``"int8"``, ...:
     ``sw.compile``'s ``precision``, docs/low-precision.md).
 
+    ``in_shardings``/``out_shardings`` take JAX's shardings (``NamedSharding``, or
+    ``PartitionSpec`` under ``jax.set_mesh(mesh)``), as ``jax.jit`` does: Shardy's
+    propagation (in jaxlib) completes them, ``nn-partition`` splits the program over
+    the mesh's devices, and one IREE module runs it on as many runtime devices
+    (docs/distributed.md). Results come back laid out as JAX would lay them out;
+    :meth:`JitFunction.shards` gives each device's part.
+
     A JAX feature stepwell cannot compile fails on the first call with a
     :class:`~stepwell.StepwellError` naming the JAX primitive, and suggesting
     ``raise_ops=False`` when raising was on.
@@ -55,17 +63,18 @@ def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_
         return functools.partial(jit, target=target, static_argnums=static_argnums,
                                  static_argnames=static_argnames, donate_argnums=donate_argnums,
                                  donate_argnames=donate_argnames, raise_ops=raise_ops, flags=flags,
-                                 cache=cache, precision=precision)
+                                 cache=cache, precision=precision, in_shardings=in_shardings,
+                                 out_shardings=out_shardings)
     return JitFunction(fn, target=target, static_argnums=static_argnums,
                        static_argnames=static_argnames, raise_ops=raise_ops, flags=flags, cache=cache,
-                       precision=precision)
+                       precision=precision, in_shardings=in_shardings, out_shardings=out_shardings)
 
 
 class JitFunction:
     """What :func:`jit` returns: call it like the wrapped function."""
 
     def __init__(self, fn, *, target="cpu", static_argnums=(), static_argnames=(), raise_ops=True,
-                 flags=(), cache=None, precision=None):
+                 flags=(), cache=None, precision=None, in_shardings=None, out_shardings=None):
         from stepwell import targets
         self.fn = fn
         self.target = targets.get(target)
@@ -74,6 +83,7 @@ class JitFunction:
         self.flags = tuple(flags.split() if isinstance(flags, str) else flags)
         self.cache = cache
         self.precision = precision  # a precision policy (sw.compile's precision=)
+        self.in_shardings, self.out_shardings = in_shardings, out_shardings
         self._entries: dict = {}
         self._lock = threading.Lock()
         self.compiles = 0  # how many signatures were compiled (cache misses)
@@ -110,12 +120,32 @@ class JitFunction:
             outs = (outs,)
         leaves = [jnp.asarray(np.asarray(o).astype(a.dtype, copy=False))
                   for o, a in zip(outs, entry.module.out_avals)]
+        if entry.mesh is not None:  # laid out over the mesh, as jax.jit would return them
+            from jax.sharding import NamedSharding, PartitionSpec
+            layout = entry.exe.function("main").layout
+            leaves = [jax.device_put(leaf, NamedSharding(entry.mesh, PartitionSpec(*spec)))
+                      for leaf, (_, _, spec) in zip(leaves, layout.outputs)]
         return entry.module.unflatten_results(leaves)
+
+    def shards(self, *args, **kwargs) -> list[list[np.ndarray]]:
+        """Each flat result as its per-device parts, device ``d`` being position ``d`` of
+        the mesh (``mesh.devices.flat[d]`` in JAX); needs ``in_shardings``/``out_shardings``."""
+        sig, avals, key = self._key(args, kwargs)
+        entry = self._entries.get(key) or self._build(sig, avals)
+        self._entries[key] = entry
+        inputs = [to_numpy(leaf, dtype) for leaf, dtype in zip(sig.leaves, entry.arg_dtypes)]
+        return entry.exe.function("main").shards(*inputs)
 
     def lower(self, *args, **kwargs) -> JaxModule:
         """The imported (and raised) module for these arguments, without compiling."""
         sig, avals, _ = self._key(args, kwargs)
-        return _import(self.fn, sig, avals, raise_ops=self.raise_ops)
+        return _import(self.fn, sig, avals, raise_ops=self.raise_ops, shardings=self._shardings(sig, avals))
+
+    def _shardings(self, sig, avals):
+        if self.in_shardings is None and self.out_shardings is None:
+            return None
+        from stepwell.frontends.jax.shardy import flat_shardings
+        return flat_shardings(self.fn, sig, avals, self.in_shardings, self.out_shardings)
 
     def clear_cache(self) -> None:
         with self._lock:
@@ -128,7 +158,7 @@ class JitFunction:
     def _build(self, sig, avals) -> _Entry:
         from stepwell.compiler import driver as compiler
         from stepwell.compiler.runtime import _tensor_type
-        module = _import(self.fn, sig, avals, raise_ops=self.raise_ops)
+        module = _import(self.fn, sig, avals, raise_ops=self.raise_ops, shardings=self._shardings(sig, avals))
         try:
             exe = compiler.compile(module, self.target, flags=self.flags, cache=self.cache,
                                    precision=self.precision)
@@ -141,7 +171,11 @@ class JitFunction:
             t = _tensor_type(declared[i]) if i < len(declared) else None
             # IREE may demote (f64 -> f32): feed what the executable declares.
             dtypes.append(t.numpy_dtype() if t is not None else np.dtype(aval.dtype))
-        return _Entry(module, exe, tuple(dtypes))
+        mesh = None
+        if self.in_shardings is not None or self.out_shardings is not None:
+            from stepwell.frontends.jax.shardy import jax_mesh
+            mesh = jax_mesh(self.in_shardings, self.out_shardings)
+        return _Entry(module, exe, tuple(dtypes), mesh)
 
 
 # ---------------------------------------------------------------------------
