@@ -19,6 +19,9 @@ _FAST = ("--iree-global-opt-data-tiling", "--iree-llvmcpu-enable-ukernels=all")
 # slower than its f32 one (measured on AVX-512 with avx512_fp16/bf16: 2048^3 f16 161 ->
 # 85 ms, bf16 101 -> 84 ms; 512^3 f16 4.4 -> 1.5 ms). Not measured on Arm/RISC-V: left off.
 _WIDEN = ("prim-to-linalg{widen=true}",)
+# stepwell's data tiling (passes/linalg_data_tile.py): IREE's microkernels with a coarser
+# distribution than IREE picks; measured in docs/tuning.md. Not measured on Arm/RISC-V: off.
+_DATA_TILING = "linalg-data-tile"
 
 
 def _host_flags() -> set[str]:
@@ -45,12 +48,13 @@ TARGETS = [
     Target("cpu", "llvm-cpu", "local-task",
            ("--iree-llvmcpu-target-cpu=host", *_FAST), _HOST,
            "this machine's CPU, with its features, data tiling and microkernels",
-           arch=host_arch(), pass_options=_WIDEN if host_arch() == "x86_64" else ()),
+           arch=host_arch(), pass_options=_WIDEN if host_arch() == "x86_64" else (),
+           data_tiling=_DATA_TILING if host_arch() == "x86_64" else ""),
     Target("cpu-generic", "llvm-cpu", "local-task",
            ("--iree-llvmcpu-target-triple=x86_64-linux-gnu", "--iree-llvmcpu-target-cpu=x86-64",
             *_FAST), _PORTABLE,
            "portable x86-64 (no host CPU features): runs on any x86-64 machine",
-           arch="x86_64", pass_options=_WIDEN),
+           arch="x86_64", pass_options=_WIDEN, data_tiling=_DATA_TILING),
     Target("cpu-aarch64", "llvm-cpu", "local-task",
            ("--iree-llvmcpu-target-triple=aarch64-linux-gnu", *_FAST), _PORTABLE,
            "64-bit Arm Linux (cross-compiled; runs only on an aarch64 host)",
