@@ -53,6 +53,9 @@ from stepwell.passes._linalg_text import function_text, splice
 from stepwell.targets import iree_config, iree_cpu
 
 ATTR = "stepwell.data_tile"
+# elements of the result (m, n) per workgroup by default: the best of the measured
+# distributions on both 2-core machines (docs/tuning.md: 1.2-1.6x IREE's on 2048^3)
+WORKGROUP = (64, 64)
 
 
 def threads() -> int:
@@ -87,7 +90,7 @@ class LinalgDataTile(Pass):
 
     name = "linalg-data-tile"
     target: str = "cpu"
-    workgroup: tuple = (64, 64)
+    workgroup: tuple = WORKGROUP
     inner_tiles: tuple = ()
     min_flops: int = 1 << 21
     quantized: bool = False

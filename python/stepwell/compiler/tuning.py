@@ -133,40 +133,54 @@ def data_tiling_pass(target) -> str:
 
 def apply(module, target, tuning="auto"):
     """(module, :class:`Applied`): ``module`` with the database's configurations and the
-    target's data tiling; the same module object when there is nothing to do."""
+    target's data tiling; the same module object when there is nothing to do.
+    ``tuning`` may also be a dict ``{op key: configuration}`` (what ``stepwell tune``
+    compiles its candidates with)."""
     applied = Applied()
-    db = open_db(tuning) if target.backend == "llvm-cpu" else None
+    given = tuning if isinstance(tuning, dict) else None
+    db = None if given is not None or target.backend != "llvm-cpu" else open_db(tuning)
     pass_text = data_tiling_pass(target)
-    tuned = db is not None and db.has_target(target.spec)
+    tuned = bool(given) or (db is not None and db.has_target(target.spec))
     if not tuned and not pass_text:
         return module, applied
     module = module.clone()
     if tuned:
-        applied.db, applied.target_key = db, tuning_keys.target_key(target)
-        applied.iree = tuning_keys.iree_version()
-        flags: dict[str, tuple[int, tuple]] = {}
-        for root in tuning_keys.roots(module):
-            if not root.tunable:
-                continue
-            row = db.best(root.key, applied.target_key, applied.iree)
-            if row is None or row["stale"]:
-                continue
-            try:
-                got = annotate(root, row["config"])
-            except (StepwellError, ValueError, KeyError, TypeError) as e:
-                warn_once(f"bad {root.key}", "ignoring the tuning database's entry for %s: %s",
-                          root.describe(), e)
-                continue
-            applied.configs.append((root.key, row["config"]))
-            for flag in got:  # one value per flag: the largest op's
-                name = flag.split("=", 1)[0]
-                if name not in flags or flags[name][0] < root.flops:
-                    flags[name] = (root.flops, flag)
-        applied.flags = tuple(f for _, f in flags.values())
+        if db is not None:
+            applied.db, applied.target_key = db, tuning_keys.target_key(target)
+            applied.iree = tuning_keys.iree_version()
+        _annotate_all(module, applied, given)
     if pass_text:
         Pipeline(pass_text).run(module)
     _strip(module)
     return module, applied
+
+
+def _annotate_all(module, applied: Applied, given: dict | None) -> None:
+    flags: dict[str, tuple[int, str]] = {}
+    for root in tuning_keys.roots(module):
+        if not root.tunable:
+            continue
+        if given is not None:
+            config = given.get(root.key)
+        else:
+            row = applied.db.best(root.key, applied.target_key, applied.iree)
+            config = row["config"] if row is not None and not row["stale"] else None
+        if config is None:
+            continue
+        try:
+            got = annotate(root, config)
+        except (StepwellError, ValueError, KeyError, TypeError) as e:
+            if given is not None:
+                raise
+            warn_once(f"bad {root.key}", "ignoring the tuning database's entry for %s: %s",
+                      root.describe(), e)
+            continue
+        applied.configs.append((root.key, config))
+        for flag in got:  # one value per flag: the largest op's
+            name = flag.split("=", 1)[0]
+            if name not in flags or flags[name][0] < root.flops:
+                flags[name] = (root.flops, flag)
+    applied.flags = tuple(f for _, f in flags.values())
 
 
 def _strip(module) -> None:

@@ -173,7 +173,8 @@ def _root(op) -> RootOp | None:
         w = TensorType.from_mlir(op.operands[1].type)
         if out is None or None in out.shape or None in w.shape:
             return RootOp(op, sig["kind"], sig, _key(sig), why="a convolution with dynamic sizes")
-        loops = loop_ranges(op)
+        # loop order of the named ops: (n, oh, ow, f, kh, kw, c) and (n, oh, ow, c, kh, kw)
+        loops = [*out.shape, *w.shape[:2]] + ([w.shape[2]] if name.endswith("hwcf") else [])
         flops = 2 * math.prod(loops)
         return RootOp(op, sig["kind"], sig, _key(sig), flops, loops=loops)
     if name in _OTHER_ROOTS:
