@@ -27,6 +27,7 @@ LAYERS = [
     {"compiler"},
     {"frontends"},
     {"export", "numerics"},
+    {"tune"},
     {"bench"},
     {"api"},
     {"tools"},

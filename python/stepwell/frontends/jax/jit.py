@@ -27,7 +27,7 @@ class _Entry:
 
 def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_argnums=(),
         donate_argnames=(), raise_ops: bool = True, flags=(), cache: bool | None = None,
-        precision: str | None = None):
+        precision: str | None = None, tuning="auto"):
     """Compile ``fn`` through stepwell, like ``jax.jit``::
 
         f = sw.jax.jit(model_apply, target="cpu")
@@ -45,7 +45,9 @@ def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_
     ``donate_argnums``/``donate_argnames`` are accepted and ignored (IREE's runtime
     copies inputs). Usable as a decorator, with or without arguments. ``precision``
     applies a precision policy to the raised module (``"bf16"``, ``"int8"``, ...:
-    ``sw.compile``'s ``precision``, docs/low-precision.md).
+    ``sw.compile``'s ``precision``, docs/low-precision.md). ``tuning``: the tuning
+    database compiles apply (``"auto"``, ``"off"``, a path); ``f.tune(*args)`` fills it
+    for this function (docs/tuning.md).
 
     A JAX feature stepwell cannot compile fails on the first call with a
     :class:`~stepwell.StepwellError` naming the JAX primitive, and suggesting
@@ -55,17 +57,17 @@ def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_
         return functools.partial(jit, target=target, static_argnums=static_argnums,
                                  static_argnames=static_argnames, donate_argnums=donate_argnums,
                                  donate_argnames=donate_argnames, raise_ops=raise_ops, flags=flags,
-                                 cache=cache, precision=precision)
+                                 cache=cache, precision=precision, tuning=tuning)
     return JitFunction(fn, target=target, static_argnums=static_argnums,
                        static_argnames=static_argnames, raise_ops=raise_ops, flags=flags, cache=cache,
-                       precision=precision)
+                       precision=precision, tuning=tuning)
 
 
 class JitFunction:
     """What :func:`jit` returns: call it like the wrapped function."""
 
     def __init__(self, fn, *, target="cpu", static_argnums=(), static_argnames=(), raise_ops=True,
-                 flags=(), cache=None, precision=None):
+                 flags=(), cache=None, precision=None, tuning="auto"):
         from stepwell import targets
         self.fn = fn
         self.target = targets.get(target)
@@ -74,6 +76,7 @@ class JitFunction:
         self.flags = tuple(flags.split() if isinstance(flags, str) else flags)
         self.cache = cache
         self.precision = precision  # a precision policy (sw.compile's precision=)
+        self.tuning = tuning        # the tuning database compiles apply (sw.compile's tuning=)
         self._entries: dict = {}
         self._lock = threading.Lock()
         self.compiles = 0  # how many signatures were compiled (cache misses)
@@ -117,6 +120,20 @@ class JitFunction:
         sig, avals, _ = self._key(args, kwargs)
         return _import(self.fn, sig, avals, raise_ops=self.raise_ops)
 
+    # keyword arguments of tune() itself; the others go to the function
+    TUNE_OPTIONS = ("budget", "db", "max_candidates", "rounds", "jobs", "ray", "quiet")
+
+    def tune(self, *args, **kwargs):
+        """Tune this function for these arguments' signature on this machine (``sw.tune``;
+        ``budget=`` seconds, ``db=``, ``max_candidates=``, ``rounds=``, ``jobs=``, ``ray=``,
+        ``quiet=``); later calls compile with what was found. Returns the tuning report."""
+        from stepwell.core import hooks
+        options = {k: kwargs.pop(k) for k in self.TUNE_OPTIONS if k in kwargs}
+        module = self.lower(*args, **kwargs)
+        report = hooks.get("tune")(module, self.target, precision=self.precision, **options)
+        self.clear_cache()  # recompile with the tuned configurations
+        return report
+
     def clear_cache(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -131,7 +148,7 @@ class JitFunction:
         module = _import(self.fn, sig, avals, raise_ops=self.raise_ops)
         try:
             exe = compiler.compile(module, self.target, flags=self.flags, cache=self.cache,
-                                   precision=self.precision)
+                                   precision=self.precision, tuning=self.tuning)
         except StepwellError as e:
             raise explain(e, module, self.fn, self.raise_ops) from None
         self.compiles += 1
