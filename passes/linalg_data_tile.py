@@ -33,7 +33,9 @@ function argument is packed on every call, as IREE's own data tiling does.
 Options: ``target`` (whose inner tiles), ``workgroup`` (elements of the result per
 workgroup, m,n; ``0,0`` leaves the distribution to IREE), ``inner-tiles`` (m0,n0,k0 instead
 of IREE's), ``min-flops`` (smaller contractions are left to IREE), ``quantized`` (also
-tile contractions of a dequantized weight: the float weight is then made per call).
+tile contractions of a dequantized weight: the float weight is then made per call),
+``threads`` (the default distribution leaves at least two workgroups per thread; 0:
+this machine's cores).
 An op that has a ``compilation_info`` is left alone; ``stepwell.data_tile = false`` on an
 op leaves it to IREE, and ``stepwell.data_tile = {distribution = array<i64: d0, d1>,
 inner_tiles = array<i64: m0, n0, k0>}`` (both optional: the tuning database's choice)
@@ -66,12 +68,13 @@ def threads() -> int:
         return os.cpu_count() or 1
 
 
-def default_distribution(c, tiles, workgroup) -> list[int]:
+def default_distribution(c, tiles, workgroup, n_threads: int = 0) -> list[int]:
     """Outer tiles per workgroup along m and n: ``workgroup`` elements, clipped to the
-    shape, halved (the larger first) until every thread gets at least two workgroups."""
+    shape, halved (the larger first) until each of ``n_threads`` (0: this machine's
+    cores) gets at least two workgroups."""
     m1, n1 = -(-c.m // tiles[0]), -(-c.n // tiles[1])
     d = [max(1, min(m1, workgroup[0] // tiles[0])), max(1, min(n1, workgroup[1] // tiles[1]))]
-    while c.b * -(-m1 // d[0]) * -(-n1 // d[1]) < 2 * threads() and max(d) > 1:
+    while c.b * -(-m1 // d[0]) * -(-n1 // d[1]) < 2 * (n_threads or threads()) and max(d) > 1:
         i = 0 if d[0] >= d[1] else 1
         d[i] = max(1, d[i] // 2)
     return d
@@ -94,6 +97,7 @@ class LinalgDataTile(Pass):
     inner_tiles: tuple = ()
     min_flops: int = 1 << 21
     quantized: bool = False
+    threads: int = 0
 
     def run(self, module) -> None:
         with context():
@@ -124,7 +128,7 @@ class LinalgDataTile(Pass):
         if given and "distribution" in override:
             dist = _ints(override["distribution"])
         elif any(self.workgroup):
-            dist = default_distribution(c, tiles, self.workgroup)
+            dist = default_distribution(c, tiles, self.workgroup, self.threads)
         else:
             dist = None
         return c, list(tiles), dist
@@ -136,6 +140,7 @@ def _pack_spec(where: dict, outer: list[str], inner: list[str]):
     return [where[r] for r in outer], [where[r] for r in inner]
 
 
+# contraction -> pack(lhs), pack(rhs), fill or pack(acc), (batch_)mmt4d with the distribution, unpack
 def _rewrite(op, c, tiles, dist) -> None:
     m0, n0, k0 = tiles
     m1, n1, k1 = -(-c.m // m0), -(-c.n // n0), -(-c.k // k0)

@@ -52,7 +52,7 @@ def _module(args):
         from stepwell.core.module import parse_file
         return parse_file(spec)
     from stepwell.tools.cmd_export import factory_kwargs, load_factory
-    from stepwell.tune.inputs import factory_module
+    from stepwell.tuner.inputs import factory_module
     made = load_factory(spec)(**factory_kwargs(args.arg))
     if not isinstance(made, (tuple, list)) or len(made) != 3:
         raise StepwellError(f"the factory '{spec}' must return (fn, params, example_args), "
@@ -66,7 +66,7 @@ def run(args) -> int:
     from stepwell.compiler.tuning_db import TuningDB, TuningDBError
     from stepwell.core.diagnostics import StepwellError
     from stepwell.tools._errors import write_atomic
-    from stepwell.tune.report import show_database
+    from stepwell.tuner.report import show_database
 
     if args.show or args.export or args.import_:
         db = TuningDB(args.db)
@@ -89,7 +89,7 @@ def run(args) -> int:
     if args.input is None:
         raise StepwellError("stepwell tune needs an INPUT (an MLIR file or FILE.py:FACTORY), "
                             "or one of --show, --export, --import")
-    from stepwell.tune import check_target, tune
+    from stepwell.tuner import check_target, tune
     check_target(args.target)  # before any work: a GPU or cross target says so at once
     report = tune(_module(args), args.target, budget=args.budget, db=args.db,
                   max_candidates=args.max_candidates, rounds=args.rounds, jobs=args.jobs,

@@ -45,7 +45,7 @@ def _probe_driver(driver: str):
 
 
 def _tune(*args, **kwargs):
-    from stepwell.tune import tune
+    from stepwell.tuner import tune
     return tune(*args, **kwargs)
 
 
@@ -75,7 +75,7 @@ _LAZY = {
     "raising": ("stepwell.frontends.jax.raising", None),
     "cache": ("stepwell.compiler.cache", None),
     "checkpoints": ("stepwell.export.checkpoints", None),
-    "tune": ("stepwell.tune", "tune"),
+    "tune": ("stepwell.tuner", "tune"),
 }
 
 

@@ -27,7 +27,7 @@ LAYERS = [
     {"compiler"},
     {"frontends"},
     {"export", "numerics"},
-    {"tune"},
+    {"tuner"},
     {"bench"},
     {"api"},
     {"tools"},

@@ -22,7 +22,7 @@ _CANDIDATES = {"full": 24, "quick": 16, "tiny": 2}
 def tune_suite(workloads, target, options, progress) -> dict:
     """Tune the workloads' nn modules; the report's ``tuning`` section."""
     from stepwell.compiler.tuning_db import TuningDB
-    from stepwell.tune import tune
+    from stepwell.tuner import tune
     budget = options.tune_budget_s if options.tune_budget_s is not None else BUDGETS[options.mode]
     db = TuningDB(options.tuning_db)
     start = time.monotonic()

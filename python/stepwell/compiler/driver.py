@@ -95,7 +95,7 @@ def _run_tuned(module: Module, target, flags: tuple, input_type: str, tuning, *,
         return _run_iree(tuned, target, (*flags, *applied.flags), input_type, cache=cache,
                          extra_key=applied.cache_text())
     except StepwellError as e:
-        if not applied.configs:
+        if not applied.configs or applied.db is None:  # (explicit configurations: no fallback)
             raise
         tuner.mark_stale(applied)
         tuner.warn_once(f"rejected {applied.target_key}", "IREE rejected a tuned compile (%s); "

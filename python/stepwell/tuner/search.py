@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from stepwell.compiler.tuning_db import config_text
-from stepwell.tune import space, trial
+from stepwell.tuner import space, trial
 
 __all__ = ["TaskResult", "run_search"]
 

@@ -17,7 +17,7 @@ import multiprocessing
 import signal
 
 from stepwell.core.diagnostics import StepwellError
-from stepwell.tune import trial
+from stepwell.tuner import trial
 
 __all__ = ["LocalBackend", "RayBackend", "make_backend", "RESOURCE"]
 
@@ -50,7 +50,7 @@ class LocalBackend:
         return self._pool
 
     def compile_many(self, task, configs, target_spec):
-        """Yield a :class:`~stepwell.tune.trial.Compiled` per configuration as each finishes."""
+        """Yield a :class:`~stepwell.tuner.trial.Compiled` per configuration as each finishes."""
         pool = self._executor()
         futures = {pool.submit(trial.compile_candidate, task, c, target_spec): c for c in configs}
         for fut in cf.as_completed(futures):

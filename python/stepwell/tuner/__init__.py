@@ -24,7 +24,7 @@ from stepwell.core.diagnostics import StepwellError
 
 __all__ = ["tune", "TuneReport", "check_target"]
 
-log = logging.getLogger("stepwell.tune")
+log = logging.getLogger("stepwell.tuner")
 
 
 @dataclass
@@ -43,7 +43,7 @@ class TuneReport:
         return {r.task.describe: r.speedup for r in self.results}
 
     def table(self):
-        from stepwell.tune.report import summary_table
+        from stepwell.tuner.report import summary_table
         return summary_table(self.results, title=f"stepwell tune: {self.target_key} "
                                                  f"({self.seconds:.0f} s)")
 
@@ -76,8 +76,8 @@ def tune(module, target="cpu", *, budget: float = 300.0, db=None, max_candidates
     from stepwell.compiler import tuning_keys
     from stepwell.compiler.tuning_db import TuningDB
     from stepwell.targets import iree_cpu
-    from stepwell.tune import backends, report, search, space
-    from stepwell.tune.tasks import tasks
+    from stepwell.tuner import backends, report, search, space
+    from stepwell.tuner.tasks import tasks
 
     start = time.monotonic()
     tgt = check_target(target)
