@@ -95,12 +95,14 @@ def _module_text(size: int = SIZE) -> str:
 class Probe:
     """Compile once; :meth:`measure` gives GFLOP/s (the fastest variant's)."""
 
-    def __init__(self, size: int = SIZE):
+    def __init__(self, size: int = SIZE, flags=()):
+        """``flags``: extra iree-compile flags (``--iree-llvmcpu-target-cpu=haswell``
+        measures the AVX2 peak of an AVX-512 machine)."""
         import iree.runtime as rt
 
         from stepwell.compiler import driver as compiler, runtime
         self.size = size
-        exe = compiler.compile(_module_text(size), "cpu")
+        exe = compiler.compile(_module_text(size), "cpu", flags=flags)
         dev, _ = runtime.device(exe.target.driver)
         x = rt.asdevicearray(dev, np.linspace(0, 1, size, dtype=np.float32))
         self.calls = {}
