@@ -5,12 +5,17 @@ the baseline, the untuned compile) and compiles it (no caches, no database), giv
 ``.vmfb`` or IREE's error: a candidate IREE rejects or crashes on is *rejected*, never
 an exception. :func:`benchmark` runs the baseline and several candidates on the same
 inputs (seeded normal data for floats, small integers otherwise; weights as IREE
-parameters), interleaved: each round runs every variant once, in a fresh random order,
-each sample the best of enough calls to last ``sample_s``. :func:`verdict` compares a
-candidate with the baseline over the rounds: per-round ratios ``baseline / candidate``,
-their median is the speed-up, half their interquartile range the spread. A candidate
-is *faster* only if its lower-quartile ratio is at least 1.05 (in three rounds of four
-it beat the baseline by 5 % or more) and its results match the baseline's.
+parameters), interleaved: each round takes, for every candidate in a fresh random
+order, a baseline sample and a candidate sample right after each other (which goes
+first alternates), each sample the best of enough calls to last ``sample_s``.
+:func:`verdict` compares a candidate with the baseline: the ratios ``baseline /
+candidate`` of the paired samples; their median is the speed-up, half their
+interquartile range the spread. A candidate is *faster* only if its lower-quartile
+ratio is at least 1.05 (in three pairs of four it beat the baseline by 5 % or more),
+the ratio of the best baseline sample to its best sample is too (the least disturbed
+calls agree), and its results match the baseline's. On a busy machine a winner chosen
+among many noisy candidates is then confirmed by a second, longer run
+(``search.confirm``).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ class Compiled:
 
 @dataclass
 class Measured:
-    times: list = field(default_factory=list)   # seconds per round
+    times: list = field(default_factory=list)   # seconds per sample
+    paired: list = field(default_factory=list)  # the baseline sample taken next to each
     error: str = ""                             # failed to load or run
     mismatch: str = ""                          # results differ from the baseline's
 
@@ -148,33 +154,48 @@ def benchmark(task, vmfbs: dict, target_spec: str, *, rounds: int = 5, sample_s:
     runners["baseline"]()
     one = max(time.perf_counter() - start, 1e-6)
     reps = int(min(50, max(1, sample_s / one)))
-    order = list(runners)
+
+    def sample(name) -> float:
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            runners[name]()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    candidates = [n for n in runners if n != "baseline"]
     shuffle = random.Random(seed)
     for r in range(rounds):
         if r >= 3 and deadline is not None and time.monotonic() > deadline:
             break
-        shuffle.shuffle(order)
-        for name in order:
-            best = float("inf")
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                runners[name]()
-                best = min(best, time.perf_counter() - t0)
-            out[name].times.append(best)
+        shuffle.shuffle(candidates)
+        for i, name in enumerate(candidates):  # each candidate right next to a baseline sample
+            first, second = ("baseline", name) if (r + i) % 2 == 0 else (name, "baseline")
+            t1, t2 = sample(first), sample(second)
+            base, cand = (t1, t2) if first == "baseline" else (t2, t1)
+            out[name].times.append(cand)
+            out[name].paired.append(base)
+            out["baseline"].times.append(base)
+        if not candidates:
+            out["baseline"].times.append(sample("baseline"))
     return out
 
 
 def verdict(base: Measured, cand: Measured) -> tuple[str, float | None, float | None]:
-    """(status, speed-up, spread) of a candidate against the baseline of the same run."""
+    """(status, speed-up, spread) of a candidate against the baseline of the same run:
+    the ratios of each candidate sample to the baseline sample taken next to it; faster
+    if their lower quartile is at least 1.05 and so is the ratio of the best samples."""
     if cand.error:
         return "error", None, None
     if cand.mismatch:
         return "mismatch", None, None
-    n = min(len(base.times), len(cand.times))
+    paired = cand.paired or base.times
+    n = min(len(paired), len(cand.times))
     if n == 0:
         return "error", None, None
-    ratios = np.array(base.times[:n]) / np.array(cand.times[:n])
+    ratios = np.array(paired[:n]) / np.array(cand.times[:n])
     speedup = float(np.median(ratios))
     q25, q75 = (float(x) for x in np.quantile(ratios, [0.25, 0.75]))
-    spread = (q75 - q25) / 2
-    return ("faster" if q25 >= MIN_SPEEDUP else "slower"), speedup, spread
+    best = min(base.times or paired) / min(cand.times)
+    faster = q25 >= MIN_SPEEDUP and best >= MIN_SPEEDUP
+    return ("faster" if faster else "slower"), speedup, (q75 - q25) / 2
