@@ -26,7 +26,7 @@ def add_parser(subparsers):
                    help="count IREE dispatches of stepwell's and plain IREE's modules (extra compiles)")
     p.add_argument("--tune-budget", type=float, metavar="S",
                    help="seconds the stepwell-tuned runner tunes the suite first (default: 900, "
-                        "--quick 300, --tiny 5); what earlier runs found is reused")
+                        "--quick 90, --tiny 5); what earlier runs found is reused")
     p.add_argument("--no-probe", action="store_true", help="skip the peak FLOP/s probe")
     p.add_argument("--peak-gflops", type=float, metavar="X",
                    help="reference f32 peak: a probe below 75%% of it flags the run as contended")
