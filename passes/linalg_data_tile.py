@@ -116,9 +116,9 @@ class LinalgDataTile(Pass):
         c = analyze(op)
         if c is None:
             return None
-        if not self.quantized and any(dequantized(v) for v in op.operands[:2]):
-            return None  # one dispatch dequantizes and multiplies: keep it (docs/low-precision.md)
         given = isinstance(override, ir.DictAttr)
+        if not self.quantized and not given and any(dequantized(v) for v in op.operands[:2]):
+            return None  # one dispatch dequantizes and multiplies: keep it (docs/low-precision.md)
         if not given and c.flops < self.min_flops:
             return None
         tiles = _ints(override["inner_tiles"]) if given and "inner_tiles" in override else None

@@ -18,6 +18,7 @@ no tiles (stepwell's data tiling then leaves the contractions to IREE) and a war
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -88,6 +89,7 @@ def parse(text: str) -> CpuInfo:
                    int(vector[1]) if vector else 16, tiles)
 
 
+@functools.lru_cache(maxsize=None)
 def _host_signature() -> str:
     """This machine's CPU as the OS describes it (a cached probe of ``host`` is only
     valid on the machine that made it)."""
@@ -100,6 +102,7 @@ def _host_signature() -> str:
         return platform.processor() + platform.machine()
 
 
+@functools.lru_cache(maxsize=None)
 def _iree_version() -> str:
     try:
         from iree.compiler import version

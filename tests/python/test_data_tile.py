@@ -122,3 +122,29 @@ def test_targets_where_it_does_not_win_do_not_data_tile(target):
     prepared = driver.prepare(sw.parse(NN), target=t)
     out, applied = tuning.apply(prepared, t, "off")
     assert out is prepared and not applied.configs
+
+
+def test_a_tuned_quantized_linear_is_data_tiled_and_its_weight_stays_int8():
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((512, 256)).astype(np.float32)
+    dense = ", ".join("[" + ", ".join(f"{v:.4e}" for v in row) + "]" for row in w)
+    text = f"""
+func.func @main(%x: tensor<64x512xf32>) -> tensor<64x256xf32> {{
+  %w = arith.constant dense<[{dense}]> : tensor<512x256xf32>
+  %0 = "nn.linear"(%x, %w) : (tensor<64x512xf32>, tensor<512x256xf32>) -> tensor<64x256xf32>
+  return %0 : tensor<64x256xf32>
+}}"""
+    t = sw.targets.get("cpu")
+    from stepwell.compiler import tuning_keys
+    (root,) = [r for r in tuning_keys.roots(driver.prepare(sw.parse(text), precision="int8", target=t))
+               if r.tunable]
+    assert root.signature.get("dequantized")
+    configs = {root.key: {"kind": "mmt4d", "distribution": [1, 1]}}
+    flow = driver.compile_to(sw.parse(text), "dispatch", precision="int8", tuning=configs)
+    assert any("mmt4d" in d for d in _dispatches(flow))
+    vmfb = driver.compile_vmfb(sw.parse(text), precision="int8", tuning=configs)
+    assert len(vmfb) < 4 * 512 * 256  # the weight stays int8 (an f32 copy alone is 512 KB)
+    x = rng.standard_normal((64, 512)).astype(np.float32)
+    got = sw.Executable(vmfb, t)(x)
+    want = sw.compile(sw.parse(text), precision="int8", tuning="off")(x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # the untuned quantized result

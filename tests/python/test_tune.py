@@ -15,16 +15,16 @@ from stepwell.targets import iree_config, iree_cpu
 from stepwell.tuner import space, tasks, trial
 
 MODEL = """
-func.func @main(%x: tensor<64x128xf32>, %w: tensor<128x96xf32>, %b: tensor<96xf32>,
+func.func @main(%x: tensor<64x256xf32>, %w: tensor<256x192xf32>, %b: tensor<192xf32>,
                 %q: tensor<2x32x16xf32>, %k: tensor<2x16x32xf32>,
                 %img: tensor<1x10x10x8xf32>, %f: tensor<3x3x8x16xf32>)
-    -> (tensor<64x96xf32>, tensor<2x32x32xf32>, tensor<1x8x8x16xf32>) {
-  %0 = "nn.linear"(%x, %w, %b) : (tensor<64x128xf32>, tensor<128x96xf32>, tensor<96xf32>) -> tensor<64x96xf32>
-  %1 = "nn.relu"(%0) : (tensor<64x96xf32>) -> tensor<64x96xf32>
+    -> (tensor<64x192xf32>, tensor<2x32x32xf32>, tensor<1x8x8x16xf32>) {
+  %0 = "nn.linear"(%x, %w, %b) : (tensor<64x256xf32>, tensor<256x192xf32>, tensor<192xf32>) -> tensor<64x192xf32>
+  %1 = "nn.relu"(%0) : (tensor<64x192xf32>) -> tensor<64x192xf32>
   %2 = "nn.matmul"(%q, %k) : (tensor<2x32x16xf32>, tensor<2x16x32xf32>) -> tensor<2x32x32xf32>
   %3 = "nn.softmax"(%2) {axis = -1 : i64} : (tensor<2x32x32xf32>) -> tensor<2x32x32xf32>
   %4 = "nn.conv2d"(%img, %f) {padding = "VALID"} : (tensor<1x10x10x8xf32>, tensor<3x3x8x16xf32>) -> tensor<1x8x8x16xf32>
-  return %1, %3, %4 : tensor<64x96xf32>, tensor<2x32x32xf32>, tensor<1x8x8x16xf32>
+  return %1, %3, %4 : tensor<64x192xf32>, tensor<2x32x32xf32>, tensor<1x8x8x16xf32>
 }"""
 SMALL = """
 func.func @main(%x: tensor<32x64xf32>, %w: tensor<64x48xf32>) -> tensor<32x48xf32> {
@@ -82,7 +82,9 @@ def test_candidates_are_pruned_ordered_and_leave_out_the_baseline():
             if c["kind"] in ("double_tiling", "conv"):
                 assert not iree_config.problems(task.loops, c["distribution"], c["parallel"], c["reduction"])
         if task.roles:
-            assert space._default(task, info) not in configs
+            default = space._default(task, info, t)
+            assert (default is not None) == (task.flops >= 1 << 21)  # what the pass tiles
+            assert default not in configs
             assert {c["kind"] for c in configs} >= {"mmt4d", "iree", "double_tiling"}
         else:
             assert {c["kind"] for c in configs} == {"conv"}
@@ -92,7 +94,7 @@ def test_search_records_every_trial_rejects_what_iree_refuses_and_resumes(db, mo
     good = {"kind": "mmt4d", "distribution": [1, 1]}
     bad = {"kind": "double_tiling", "distribution": [32, 48, 0], "parallel": [32, 48, 0],
            "reduction": [0, 0, 64]}  # a 24 KB vector: iree-compile fails on it
-    monkeypatch.setattr(space, "candidates", lambda task, info, limit=24: [good, bad])
+    monkeypatch.setattr(space, "candidates", lambda *args, **kwargs: [good, bad])
     report = sw.tune(sw.parse(SMALL), budget=120, max_candidates=2, rounds=3, jobs=1, quiet=True)
     (res,) = report.results
     assert res.trials == 2 and res.rejected == 1 and res.status == "tuned"

@@ -149,6 +149,9 @@ def apply(module, target, tuning="auto"):
             applied.db, applied.target_key = db, tuning_keys.target_key(target)
             applied.iree = tuning_keys.iree_version()
         _annotate_all(module, applied, given)
+    if not pass_text and any(c.get("kind") == "mmt4d" for _, c in applied.configs):
+        # a target without default data tiling still takes tuned mmt4d configurations
+        pass_text = f"linalg-data-tile{{target={target.spec} min-flops={1 << 62}}}"
     if pass_text:
         Pipeline(pass_text).run(module)
     _strip(module)

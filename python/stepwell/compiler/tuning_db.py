@@ -77,8 +77,12 @@ class TuningDB:
         self._conn = None
         if not create and not os.path.exists(self.path):
             return
-        if create:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        try:
+            if create:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        except OSError as e:
+            raise TuningDBError(f"{self.path}: cannot create the tuning database's folder "
+                                f"({e.strerror}); set STEPWELL_TUNING_DB to another file") from None
         try:
             self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self._check_or_create()

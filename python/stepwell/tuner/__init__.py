@@ -92,7 +92,7 @@ def tune(module, target="cpu", *, budget: float = 300.0, db=None, max_candidates
         out.seconds = time.monotonic() - start
         return out
     info = iree_cpu.info(tgt)
-    total = sum(len(space.candidates(t, info, max_candidates)) for t in task_list)
+    total = sum(len(space.candidates(t, info, max_candidates, tgt)) for t in task_list)
     backend = backends.make_backend(ray, jobs)
     ctx = search._Ctx(database, backend, tgt, out.target_key, tuning_keys.iree_version(), info,
                       max_candidates, rounds, start + budget, seed, console.print)

@@ -78,7 +78,7 @@ def tune_task(task, ctx, progress) -> TaskResult:
     """Search one task; ``ctx`` holds db, backend, target, keys, settings, deadline."""
     res = TaskResult(task)
     done = ctx.db.trials(task.key, ctx.target_key, ctx.iree)
-    configs = space.candidates(task, ctx.info, ctx.limit)
+    configs = space.candidates(task, ctx.info, ctx.limit, ctx.target)
     todo = [c for c in configs if config_text(c) not in done]
     res.resumed = len(configs) - len(todo)
     progress.advance(res.resumed)

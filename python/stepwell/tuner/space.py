@@ -55,7 +55,9 @@ def _contraction(task, info) -> list[dict]:
     lhs, rhs, out = c["dtypes"][:3]
     tiles = info.tiles.get(f"{lhs},{rhs},{out}") if info is not None else None
     out_list: list[dict] = []
-    if tiles and not c.get("dequantized"):
+    # a dequantized weight (weight-only int8/int4) is data-tiled only for many rows (a
+    # prefill): its float weight is then made, packed, on every call
+    if tiles and (not c.get("dequantized") or m >= 64):
         m0, n0, k0 = tiles
         inner = [list(tiles)] + ([[m0 // 2, n0, k0]] if m0 >= 4 and m >= 2 * m0 else [])
         mmt4d = []
@@ -134,11 +136,14 @@ def _convolution(task, info) -> list[dict]:
     return _order(found, (2, 7, lanes, 8))
 
 
-def _default(task, info) -> dict | None:
-    """The configuration the untuned compile uses (the baseline), for contractions."""
+def _default(task, info, target=None) -> dict | None:
+    """The configuration the untuned compile uses (the baseline), for contractions it
+    data-tiles (None: the baseline is IREE's own)."""
     from stepwell.passes._contraction import Contraction
+    from stepwell.passes.linalg_data_tile import LinalgDataTile
     tiles = info.tiles.get(",".join(task.signature["dtypes"][:3])) if info is not None else None
-    if not tiles:
+    if not tiles or task.signature.get("dequantized") or task.flops < LinalgDataTile.min_flops \
+            or (target is not None and not target.data_tiling):
         return None
     roles, loops = task.roles, task.loops
     c = Contraction(loops[roles["b"]] if "b" in roles else 1, loops[roles["m"]], loops[roles["n"]],
@@ -146,13 +151,13 @@ def _default(task, info) -> dict | None:
     return {"kind": "mmt4d", "distribution": default_distribution(c, tiles, WORKGROUP)}
 
 
-def candidates(task, info, limit: int = 24) -> list[dict]:
+def candidates(task, info, limit: int = 24, target=None) -> list[dict]:
     """At most ``limit`` configurations for ``task`` (``info``: the target's
     :class:`~stepwell.targets.iree_cpu.CpuInfo`), most promising first; the baseline's
-    own configuration is left out (it is the baseline)."""
+    own configuration (on ``target``) is left out: it is the baseline."""
     if not task.roles:
         return _convolution(task, info)[:limit]
-    default = _default(task, info)
+    default = _default(task, info, target)
     found = [f for f in _contraction(task, info) if f != default]
     mm = [f for f in found if f["kind"] == "mmt4d"]
     ir = [f for f in found if f["kind"] == "iree"]
