@@ -184,3 +184,34 @@ def test_trials_run_on_a_local_ray_cluster():
         assert len(measured["baseline"].times) == 3 and not measured["cand"].mismatch
     finally:
         ray.shutdown()
+
+
+FACTORY = '''
+import numpy as np
+import jax.numpy as jnp
+
+
+def factory(width=64):
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((48, width)).astype(np.float32)}
+
+    def fn(params, x):
+        return jnp.maximum(x @ params["w"], 0.0)
+
+    return fn, params, (np.ones((32, 48), np.float32),)
+'''
+
+
+def test_cli_tunes_an_export_factory_with_its_weights_as_parameters(db, tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(FACTORY)
+    from stepwell.tools.cmd_export import load_factory
+    from stepwell.tuner.inputs import factory_module
+    (task,), _ = tasks.tasks(factory_module(*load_factory(f"{path}:factory")(width=96)), sw.targets.get("cpu"))
+    assert task.signature["stored"] == [False, True] and len(task.params) == 1  # as sw.jax.export has it
+    r = subprocess.run([sys.executable, "-m", "stepwell.tools.main", "tune", f"{path}:factory", "--arg",
+                        "width=96", "--budget", "60", "--max-candidates", "1", "--rounds", "3", "--jobs", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "matmul 32x48 * 48x96" in r.stderr and "speed-up" in r.stderr  # the final table
+    assert TuningDB(str(db)).trials(task.key, tuning_keys.target_key("cpu"), tuning_keys.iree_version())

@@ -27,7 +27,7 @@ from stepwell.core.verifier import walk
 from stepwell.passes._contraction import analyze, dequantized
 from stepwell.passes.linalg_data_tile import threads
 
-__all__ = ["RootOp", "roots", "target_key", "iree_version", "CONVOLUTIONS"]
+__all__ = ["RootOp", "roots", "target_key", "iree_version", "stored", "CONVOLUTIONS"]
 
 CONVOLUTIONS = ("linalg.conv_2d_nhwc_hwcf", "linalg.depthwise_conv_2d_nhwc_hwc")
 _VIEWS = ("tensor.expand_shape", "tensor.collapse_shape", "tensor.cast", "linalg.transpose")
@@ -80,11 +80,26 @@ def target_key(target) -> str:
     return f"{t.spec}|{info.key()}|threads={threads()}"
 
 
-def _stored(value) -> bool:
+def stored(value, depth: int = 4) -> bool:
+    """Whether ``value`` is (a view of) a stored weight: a constant or a global, or an
+    argument of a private function that every call passes one (``sw.jax.export``'s
+    wrapper calls the model with its globals: IREE inlines it)."""
     owner = value.owner
     while isinstance(owner, ir.OpView) and owner.operation.name in _VIEWS:
-        owner = owner.operands[0].owner
-    return isinstance(owner, ir.OpView) and owner.operation.name in ("arith.constant", "util.global.load")
+        value = owner.operands[0]
+        owner = value.owner
+    if isinstance(owner, ir.OpView):
+        return owner.operation.name in ("arith.constant", "util.global.load")
+    if depth == 0 or not isinstance(owner, ir.Block):
+        return False
+    fn = getattr(owner.owner, "operation", owner.owner)
+    if fn is None or fn.name != "func.func" or "sym_name" not in fn.attributes:
+        return False
+    name = ir.StringAttr(fn.attributes["sym_name"]).value
+    index = ir.BlockArgument(value).arg_number
+    calls = [op for op in walk(fn.parent) if op.name == "func.call"
+             and ir.FlatSymbolRefAttr(op.attributes["callee"]).value == name]
+    return bool(calls) and all(stored(c.operands[index], depth - 1) for c in calls)
 
 
 def _epilogue(op, limit: int = 16) -> list[str]:
@@ -121,7 +136,7 @@ def _signature(op, kind: str) -> dict:
     shapes, dtypes = _types(op)
     maps = [str(a) for a in op.attributes["indexing_maps"]] if "indexing_maps" in op.attributes else []
     sig = {"kind": kind, "shapes": shapes, "dtypes": dtypes, "maps": maps,
-           "epilogue": _epilogue(op), "stored": [_stored(v) for v in op.operands[:2]]}
+           "epilogue": _epilogue(op), "stored": [stored(v) for v in op.operands[:2]]}
     for name in ("strides", "dilations"):
         if name in op.attributes:
             sig[name] = str(op.attributes[name])

@@ -71,9 +71,11 @@ def _splat(op) -> bool:
 
 
 def _is_stored(value) -> bool:
+    """A weight the micro-module reads as a parameter: a global, a large constant, or a
+    function argument every call passes a stored weight (``tuning_keys.stored``)."""
     op = _owner(value)
     if op is None:
-        return False
+        return tuning_keys.stored(value)
     if op.name == "util.global.load":
         return True
     return op.name == "arith.constant" and _elements(value) >= STORED_MIN and not _splat(op)
