@@ -89,6 +89,10 @@ def run(args) -> int:
     if args.input is None:
         raise StepwellError("stepwell tune needs an INPUT (an MLIR file or FILE.py:FACTORY), "
                             "or one of --show, --export, --import")
+    for name, value, low in (("--budget", args.budget, 1), ("--max-candidates", args.max_candidates, 1),
+                             ("--rounds", args.rounds, 2), ("--jobs", args.jobs or 1, 1)):
+        if value < low:
+            raise StepwellError(f"{name} must be at least {low}, not {value:g}")
     from stepwell.tuner import check_target, tune
     check_target(args.target)  # before any work: a GPU or cross target says so at once
     report = tune(_module(args), args.target, budget=args.budget, db=args.db,
