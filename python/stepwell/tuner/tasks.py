@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from stepwell.compiler import tuning_keys
 from stepwell.core.ir import context, func, ir
-from stepwell.core.module import Module
 from stepwell.core.types import TensorType
 
 __all__ = ["Task", "tasks", "extract", "STORED_MIN"]
@@ -219,7 +218,3 @@ def tasks(module, target, *, precision=None) -> tuple[list[Task], list]:
                                args, params, list(root.loops), dict(root.roles))
     return sorted(found.values(), key=lambda t: -t.flops * t.count), untunable
 
-
-def parse_task(task: Task) -> Module:
-    from stepwell.core.module import parse
-    return parse(task.text)
