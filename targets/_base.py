@@ -59,6 +59,10 @@ class Target:
     # passes of stepwell's lowering this target runs with options, e.g.
     # "prim-to-linalg{widen=true}": they replace that pass in the named pipelines
     pass_options: tuple[str, ...] = ()
+    # stepwell's data tiling for this target: a pass (with options) that sw.compile runs on
+    # the linalg module right before IREE, after the tuning database configured its ops
+    # ("linalg-data-tile" on the x86 cpu targets; docs/tuning.md); "" for none
+    data_tiling: str = ""
 
     @property
     def spec(self) -> str:

@@ -19,6 +19,11 @@ _FAST = ("--iree-global-opt-data-tiling", "--iree-llvmcpu-enable-ukernels=all")
 # slower than its f32 one (measured on AVX-512 with avx512_fp16/bf16: 2048^3 f16 161 ->
 # 85 ms, bf16 101 -> 84 ms; 512^3 f16 4.4 -> 1.5 ms). Not measured on Arm/RISC-V: left off.
 _WIDEN = ("prim-to-linalg{widen=true}",)
+# stepwell's data tiling (passes/linalg_data_tile.py): IREE's microkernels with a coarser
+# distribution than IREE picks; measured in docs/tuning.md on the host x86 target (1.3x on
+# 2048^3). On cpu-generic (SSE, 8x4 tiles) it measured level with IREE's: off there, and
+# not measured on Arm/RISC-V: off.
+_DATA_TILING = "linalg-data-tile"
 
 
 def _host_flags() -> set[str]:
@@ -45,7 +50,8 @@ TARGETS = [
     Target("cpu", "llvm-cpu", "local-task",
            ("--iree-llvmcpu-target-cpu=host", *_FAST), _HOST,
            "this machine's CPU, with its features, data tiling and microkernels",
-           arch=host_arch(), pass_options=_WIDEN if host_arch() == "x86_64" else ()),
+           arch=host_arch(), pass_options=_WIDEN if host_arch() == "x86_64" else (),
+           data_tiling=_DATA_TILING if host_arch() == "x86_64" else ""),
     Target("cpu-generic", "llvm-cpu", "local-task",
            ("--iree-llvmcpu-target-triple=x86_64-linux-gnu", "--iree-llvmcpu-target-cpu=x86-64",
             *_FAST), _PORTABLE,

@@ -19,11 +19,14 @@ def add_parser(subparsers):
                    help="only workloads whose name contains TEXT (repeatable)")
     p.add_argument("--repeat", type=int, metavar="N", help="timed rounds per workload")
     p.add_argument("--runners", metavar="LIST",
-                   help="comma-separated runners (default: all of stepwell, stepwell-jax, stepwell-params, "
+                   help="comma-separated runners (default: all of stepwell, stepwell-tuned, stepwell-jax, stepwell-params, "
                         "iree, jax, numpy; --quick leaves out stepwell-params)")
     p.add_argument("--budget", type=float, metavar="S", help="seconds of timed rounds per workload")
     p.add_argument("--dispatches", action="store_true",
                    help="count IREE dispatches of stepwell's and plain IREE's modules (extra compiles)")
+    p.add_argument("--tune-budget", type=float, metavar="S",
+                   help="seconds the stepwell-tuned runner tunes the suite first (default: 900, "
+                        "--quick 90, --tiny 5); what earlier runs found is reused")
     p.add_argument("--no-probe", action="store_true", help="skip the peak FLOP/s probe")
     p.add_argument("--peak-gflops", type=float, metavar="X",
                    help="reference f32 peak: a probe below 75%% of it flags the run as contended")
@@ -89,6 +92,7 @@ def run(args) -> int:
     options = Options(mode=mode, target=args.target, repeat=args.repeat, filter=tuple(args.filter),
                       runners=runners, budget_s=args.budget, dispatches=args.dispatches,
                       probe=not args.no_probe, peak_gflops=args.peak_gflops,
+                      tune_budget_s=args.tune_budget,
                       **({"pipeline": args.pipeline} if args.pipeline else {}))
     console = Console(highlight=False)
     progress = _RichProgress(console)

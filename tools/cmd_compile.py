@@ -42,6 +42,9 @@ def add_parser(subparsers):
                    help="extra iree-compile flag (repeatable), e.g. --iree-flag=--iree-opt-level=O3")
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="do not read or write the on-disk compilation cache")
+    p.add_argument("--tuning", default="auto", metavar="auto|off|PATH",
+                   help="the tuning database to apply (default 'auto': $STEPWELL_TUNING_DB or the "
+                        "cache folder's; docs/tuning.md)")
     return p
 
 
@@ -76,11 +79,13 @@ def run(args) -> int:
         _raise(module)
     if args.compile_to == "dispatch":
         text = compiler.compile_to(module, "dispatch", target=args.target, flags=args.iree_flag,
-                                   stage_input=stage_input, precision=args.precision)
+                                   stage_input=stage_input, precision=args.precision,
+                                   tuning=args.tuning)
         write_atomic(args.output or "-", text)
         return 0
     exe = compiler.compile(module, target=args.target, flags=args.iree_flag, stage_input=stage_input,
-                           cache=None if args.cache else False, precision=args.precision)
+                           cache=None if args.cache else False, precision=args.precision,
+                           tuning=args.tuning)
     out = args.output or (os.path.splitext(os.path.basename(args.input))[0] + ".vmfb"
                           if args.input != "-" else "out.vmfb")
     exe.save(out)

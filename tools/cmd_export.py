@@ -43,6 +43,8 @@ def add_parser(subparsers):
                         "output channel; default 128)")
     p.add_argument("--asymmetric", action="store_true",
                    help="with --quantize: zero points as well as scales (the range min..max)")
+    p.add_argument("--tuning", default="auto", metavar="auto|off|PATH",
+                   help="the tuning database to apply (default 'auto'; docs/tuning.md)")
     return p
 
 
@@ -109,7 +111,7 @@ def run(args) -> int:
     manifest = export(fn, params, *example_args, path=args.output, target=args.target,
                       dynamic_batch=args.dynamic_batch, raise_ops=args.raise_ops,
                       flags=args.iree_flag, quantize=args.quantize, group_size=args.group_size,
-                      symmetric=not args.asymmetric)
+                      symmetric=not args.asymmetric, tuning=args.tuning)
     files = ", ".join(f"{name} {_size(f['bytes'])}" for name, f in manifest["files"].items())
     quant = manifest.get("quantization")
     how = ""

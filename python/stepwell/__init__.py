@@ -45,12 +45,18 @@ def _probe_driver(driver: str):
     return probe_driver(driver)
 
 
+def _tune(*args, **kwargs):
+    from stepwell.tuner import tune
+    return tune(*args, **kwargs)
+
+
 # The calls lower layers make upward (stepwell/core/hooks.py), each importing on first use.
 _hooks.provide("dialects", _load_dialects)
 _hooks.provide("passes", lambda: importlib.import_module("stepwell.passes"))
 _hooks.provide("pipelines", lambda: importlib.import_module("stepwell.pipelines"))
 _hooks.provide("numerics_checker", _numerics_checker)
 _hooks.provide("probe_driver", _probe_driver)
+_hooks.provide("tune", _tune)
 _compat.install()
 
 nn = Builders("nn")
@@ -83,6 +89,7 @@ _LAZY = {
     "cache": ("stepwell.compiler.cache", None),
     "checkpoints": ("stepwell.export.checkpoints", None),
     "distributed": ("stepwell.distributed", None),
+    "tune": ("stepwell.tuner", "tune"),
 }
 
 

@@ -27,6 +27,7 @@ LAYERS = [
     {"compiler"},
     {"frontends"},
     {"export", "numerics"},
+    {"tuner"},
     {"bench", "distributed"},
     {"api"},
     {"tools"},

@@ -54,6 +54,8 @@ class Options:
     probe: bool = True
     peak_gflops: float | None = None  # a reference peak for the contention check
     pipeline: str = DEFAULT_PIPELINE
+    tune_budget_s: float | None = None  # the stepwell-tuned runner's tuning phase (default by mode)
+    tuning_db: str | None = None        # its database (default: STEPWELL_TUNING_DB or the cache's)
 
     def defaults(self) -> "Options":
         table = {"full": (20, 2, 0.02, 30.0), "quick": (5, 1, 0.005, 5.0), "tiny": (2, 1, 0.0, 1.0)}
@@ -128,6 +130,10 @@ def run(options: Options, progress: Progress | None = None) -> dict:
         except Exception as e:  # noqa: BLE001  (the probe must not stop a run)
             doc["probe_error"] = f"{type(e).__name__}: {e}"
         progress.advance()
+
+    if "stepwell-tuned" in options.runners and runnable:  # tune first, within its budget
+        from stepwell.bench.tuned import tune_suite
+        doc["tuning"] = tune_suite(workloads, target, options, progress)
 
     started = time.perf_counter()
     for w in workloads:

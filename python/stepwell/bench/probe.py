@@ -1,17 +1,31 @@
 """The machine's f32 peak, measured: a short FMA probe run at the start and the end.
 
-The probe is an IREE kernel compiled for the host CPU (``cpu`` target flags): one
-elementwise ``linalg.generic`` over 2^18 f32 values whose body runs ``CHAINS``
-independent chains of ``DEPTH`` dependent ``math.fma`` each. IREE vectorizes it to
-the widest FMA (zmm on AVX-512) and spreads it over all cores; the independent
-chains hide the FMA latency, and the 1 MiB in / 1 MiB out are noise beside the
-2^18 * CHAINS * DEPTH * 2 FLOPs, so the kernel runs at the FMA throughput.
-Measured on the 2-core AVX-512 machine of benchmarks/README.md: 347 GFLOP/s, against
-350 for a hand-written loop of 12 independent ``vfmadd231ps zmm`` (``benchmarks/fma_peak.c``).
-Fewer chains leave FMA latency exposed (8: 332); 16 chains x 32 read 244 (measured). The
-probe reports the best of ``rounds`` timed calls (the machine is shared: the best
-call is the one least disturbed). A run is flagged *contended* when its start and
-end probes differ by more than 15%, or either falls below 75% of a reference
+The probe is IREE code compiled for the host CPU (``cpu`` target flags): elementwise
+``linalg.generic`` kernels over 2^18 f32 values whose bodies run ``C`` chains of
+``DEPTH`` ``math.fma`` each. IREE vectorizes them to the widest FMA the CPU has (zmm on
+AVX-512, ymm on AVX2, NEON/SVE on Arm) and spreads them over all cores; the 1 MiB in
+and out are noise beside the 2^18 * C * DEPTH * 2 FLOPs, so a kernel runs at the FMA
+throughput when enough FMAs are independent to hide their latency and all of them fit
+in registers.
+
+Two traps, measured on AVX2 code (znver3) and AVX-512 code (znver4) on one machine:
+
+* With independent chains summed at the end, LLVM's scheduler may run the chains one
+  after another to save registers, leaving one or two FMAs in flight: 12 chains read
+  14-39 GFLOP/s on AVX2 where the machine does 220 (the probe read 47 on a 2-core AVX2
+  machine whose matmul ran at 84). Here each step of chain ``c`` also reads chain
+  ``c + 1``'s previous value (``x[c] = fma(x[c], 0.5, x[c+1])``: the values stay finite),
+  so every step of every chain must be done before the next step starts: a wavefront
+  of ``C`` independent FMAs at each step, which no scheduler can serialize. 12 chains
+  then read 223 (AVX2) and 206 (AVX-512) GFLOP/s.
+* How many chains fit depends on the ISA (16 ymm, 32 zmm or NEON registers, and the
+  vector width IREE picks): too few leave latency exposed, too many spill. The probe
+  runs several widths (``CHAINS``) and a mul+add variant (for CPUs without FMA) from
+  one module and reports the fastest: the peak is what the best of them reaches.
+
+Each variant reports the best of ``rounds`` timed calls (the machine is shared: the
+best call is the one least disturbed). A run is flagged *contended* when its start
+and end probes differ by more than 15%, or either falls below 75% of a reference
 peak given with ``--peak-gflops``.
 """
 
@@ -21,20 +35,30 @@ import time
 
 import numpy as np
 
-CHAINS = 12
-DEPTH = 128
+CHAINS = (8, 12, 16, 24)
+DEPTH = 64
 SIZE = 1 << 18
 TOLERANCE = 0.15
 LOW = 0.75
 
-METHOD = (f"IREE-compiled f32 FMA kernel (cpu target flags): {SIZE} elements x {CHAINS} independent "
-          f"chains x {DEPTH} dependent math.fma, all cores; best of the timed calls")
+METHOD = (f"IREE-compiled f32 FMA kernels (cpu target flags): {SIZE} elements x "
+          f"{'/'.join(map(str, CHAINS))} wavefront chains x {DEPTH} math.fma (and a mul+add "
+          f"variant), all cores; the fastest variant's best timed call")
 
 
-def _kernel_text(size: int = SIZE, chains: int = CHAINS, depth: int = DEPTH) -> str:
+def _kernel_text(size: int = SIZE, chains: int = 12, depth: int = DEPTH, fused: bool = True,
+                 name: str = "main") -> str:
+    """One probe kernel: ``chains`` chains of ``depth`` steps, step ``d`` of chain ``c``
+    reading chain ``c + 1``'s step ``d - 1`` (2 FLOPs per step)."""
     lines = [f"%c{c}_0 = arith.addf %x, %k{c} : f32" for c in range(chains)]
     for d in range(1, depth + 1):
-        lines += [f"%c{c}_{d} = math.fma %c{c}_{d - 1}, %m, %a : f32" for c in range(chains)]
+        for c in range(chains):
+            prev, other = f"%c{c}_{d - 1}", f"%c{(c + 1) % chains}_{d - 1}"
+            if fused:
+                lines.append(f"%c{c}_{d} = math.fma {prev}, %m, {other} : f32")
+            else:
+                lines.append(f"%t{c}_{d} = arith.mulf {prev}, %m : f32")
+                lines.append(f"%c{c}_{d} = arith.addf %t{c}_{d}, {other} : f32")
     total = f"%c0_{depth}"
     for c in range(1, chains):
         lines.append(f"%s{c} = arith.addf {total}, %c{c}_{depth} : f32")
@@ -42,13 +66,12 @@ def _kernel_text(size: int = SIZE, chains: int = CHAINS, depth: int = DEPTH) -> 
     consts = "\n  ".join(f"%k{c} = arith.constant {c + 1}.0e-3 : f32" for c in range(chains))
     body = "\n    ".join(lines)
     t = f"tensor<{size}xf32>"
-    return f"""#id = affine_map<(d0) -> (d0)>
-func.func @main(%arg0: {t}) -> {t} {{
-  %m = arith.constant 0.999 : f32
-  %a = arith.constant 1.0e-3 : f32
+    return f"""func.func @{name}(%arg0: {t}) -> {t} {{
+  %m = arith.constant 0.5 : f32
   {consts}
   %e = tensor.empty() : {t}
-  %r = linalg.generic {{indexing_maps = [#id, #id], iterator_types = ["parallel"]}}
+  %r = linalg.generic {{indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>],
+                       iterator_types = ["parallel"]}}
       ins(%arg0 : {t}) outs(%e : {t}) {{
   ^bb0(%x: f32, %o: f32):
     {body}
@@ -58,28 +81,52 @@ func.func @main(%arg0: {t}) -> {t} {{
 }}"""
 
 
-class Probe:
-    """Compile once; :meth:`measure` gives GFLOP/s."""
+def variants() -> dict[str, tuple[int, bool]]:
+    """Kernel name -> (chains, fused): the fma widths and one mul+add kernel."""
+    out = {f"fma{c}": (c, True) for c in CHAINS}
+    out["muladd12"] = (12, False)
+    return out
 
-    def __init__(self, size: int = SIZE):
-        from stepwell.compiler import driver as compiler
-        from stepwell.bench.runners import _IreeExecutable
+
+def _module_text(size: int = SIZE) -> str:
+    return "\n".join(_kernel_text(size, c, DEPTH, fused, name) for name, (c, fused) in variants().items())
+
+
+class Probe:
+    """Compile once; :meth:`measure` gives GFLOP/s (the fastest variant's)."""
+
+    def __init__(self, size: int = SIZE, flags=()):
+        """``flags``: extra iree-compile flags (``--iree-llvmcpu-target-cpu=haswell``
+        measures the AVX2 peak of an AVX-512 machine)."""
+        import iree.runtime as rt
+
+        from stepwell.compiler import driver as compiler, runtime
         self.size = size
-        self.flops = 2.0 * size * CHAINS * DEPTH
-        exe = compiler.compile(_kernel_text(size), "cpu")
-        self.call = _IreeExecutable(exe, [np.linspace(0, 1, size, dtype=np.float32)])
-        self.call()
+        exe = compiler.compile(_module_text(size), "cpu", flags=flags)
+        dev, _ = runtime.device(exe.target.driver)
+        x = rt.asdevicearray(dev, np.linspace(0, 1, size, dtype=np.float32))
+        self.calls = {}
+        for name, (chains, _) in variants().items():
+            invoke = exe._invoker(exe.function(name))
+            self.calls[name] = (lambda invoke=invoke: invoke(x), 2.0 * size * chains * DEPTH)
+            self.calls[name][0]()
+        self.exe = exe
+        self.last: dict[str, float] = {}
 
     def measure(self, rounds: int = 20, seconds: float = 1.0) -> float:
-        best = float("inf")
+        """The best GFLOP/s over the variants (each: best of ``rounds`` calls, at most
+        ``seconds`` in all); ``last`` keeps each variant's."""
+        best_time = {name: float("inf") for name in self.calls}
         deadline = time.perf_counter() + seconds
         for i in range(rounds):
-            start = time.perf_counter()
-            self.call()
-            best = min(best, time.perf_counter() - start)
+            for name, (call, _) in self.calls.items():
+                start = time.perf_counter()
+                call()
+                best_time[name] = min(best_time[name], time.perf_counter() - start)
             if i >= 3 and time.perf_counter() > deadline:
                 break
-        return self.flops / best / 1e9
+        self.last = {name: self.calls[name][1] / t / 1e9 for name, t in best_time.items()}
+        return max(self.last.values())
 
 
 def verdict(start: float | None, end: float | None, reference: float | None = None) -> dict:

@@ -168,7 +168,8 @@ def finish(doc: dict) -> dict:
                          "geomean_vs_jax": _geomean(vs_jax), "min_vs_jax": min(vs_jax, default=None),
                          "geomean_vs_iree": _geomean(vs_iree), "min_vs_iree": min(vs_iree, default=None)}
     doc["summary"] = summary
-    doc["targets"] = goals(doc)
+    from stepwell.bench.tuned import goals as tuning_goals
+    doc["targets"] = goals(doc) + tuning_goals(doc)
     return doc
 
 
@@ -333,6 +334,11 @@ def notes(doc: dict) -> list[str]:
             lines.append("CONTENDED RUN: " + "; ".join(p["reasons"]))
     elif doc.get("probe_error"):
         lines.append(f"peak probe failed: {doc['probe_error']}")
+    t = doc.get("tuning")
+    if t:
+        lines.append(f"tuning (stepwell-tuned): {t['seconds']:.0f} s of a {t['budget_s']:.0f} s budget, "
+                     f"{t['trials']} new trials, {t['resumed']} from earlier runs, database {t['db']}"
+                     + (f"; failed: {', '.join(t['errors'])}" if t.get("errors") else ""))
     lines.append(f"numpy BLAS: {doc['blas'].get('kernel', 'unknown')}")
     problems = [f"{w['name']}/{n}: {r['status']}: {r.get('reason', '')}" for w in doc["workloads"]
                 for n, r in w["results"].items() if r.get("status") in ("failed",)]

@@ -2,7 +2,9 @@
 
 ===============  ==========================================================================
 ``stepwell``     the workload's ``nn`` module through stepwell's ``to-linalg`` pipeline,
-                 then IREE with the target's flags (``sw.compile``)
+                 then IREE with the target's flags (``sw.compile``), untuned
+``stepwell-tuned`` the same with the tuning database applied, after the bench tuned the
+                 suite's ops within its budget (``bench/tuned.py``; the report says how long)
 ``stepwell-jax`` the JAX function through ``sw.jax.jit``
 ``stepwell-params`` the JAX function through ``sw.jax.export``: weights become IREE
                  parameters (globals), so IREE packs them once at load, not per call
@@ -133,6 +135,7 @@ def _cold_vmfb(module, target, **kw) -> bytes:
 
 
 def _dispatches(module, target, **kw) -> dict:
+    kw.setdefault("tuning", "off")
     """``dispatches`` (how many) and ``dispatch_kinds`` (their names less the
     ``main_dispatch_N_`` prefix) of the module as IREE's flow stage sees it."""
     import re
@@ -144,7 +147,10 @@ def _dispatches(module, target, **kw) -> dict:
 
 class StepwellNN(Runner):
     name = "stepwell"
-    description = "nn module -> stepwell to-linalg pipeline -> IREE (target flags)"
+    description = "nn module -> stepwell to-linalg pipeline -> IREE (target flags), untuned"
+
+    def tuning(self, options):
+        return "off"
 
     def prepare(self, w, target, options) -> Prepared:
         if w.nn_module is None:
@@ -152,15 +158,15 @@ class StepwellNN(Runner):
         from stepwell.compiler import driver as compiler
         from stepwell.compiler.runtime import Executable
         module, build_s = _timed(w.build_nn)
-        linalg, vmfb, compile, info = _lower_and_compile(module, target, options)
+        linalg, vmfb, compile, info = _lower_and_compile(module, target, options, self.tuning(options))
         compile["build_s"] = build_s
 
         def load():
             # A cached compile: sw.compile of the same nn module again (the passes, then
             # the compile cache instead of IREE) and loading the module, ready to call.
             start = time.perf_counter()
-            exe = compiler.compile(module, target) if options.pipeline == DEFAULT_PIPELINE \
-                else Executable(vmfb, target)
+            exe = compiler.compile(module, target, tuning=self.tuning(options)) \
+                if options.pipeline == DEFAULT_PIPELINE else Executable(vmfb, target)
             exe._invoker(exe.function("main"))
             compile["cached_s"] = time.perf_counter() - start
             return exe
@@ -178,7 +184,7 @@ def _ready(load, args, target, compile: dict, info: dict) -> Prepared:
     return Prepared(call, call.output, compile, info)
 
 
-def _lower_and_compile(module, target, options):
+def _lower_and_compile(module, target, options, tuning="off"):
     """(linalg module, vmfb, compile times, info): stepwell's passes (by default what
     ``sw.compile`` runs: ``to-linalg`` with the target's pass options), then IREE cold."""
     from stepwell.compiler import stages
@@ -187,13 +193,13 @@ def _lower_and_compile(module, target, options):
     pipeline = Pipeline(stages.pipeline_text("linalg", target) if options.pipeline == DEFAULT_PIPELINE
                         else options.pipeline)
     _, passes_s, passes_cpu = _cpu_timed(lambda: pipeline.run(linalg))
-    vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(linalg, target))
+    vmfb, iree_s, iree_cpu = _cpu_timed(lambda: _cold_vmfb(linalg, target, tuning=tuning))
     compile = {"passes_s": passes_s, "iree_s": iree_s, "total_s": passes_s + iree_s,
                "passes_cpu_s": passes_cpu, "iree_cpu_s": iree_cpu,
                "passes": _group_timings(pipeline.timings)}
     info = {"vmfb_bytes": len(vmfb)}
     if options.dispatches:
-        info.update(_dispatches(linalg, target))
+        info.update(_dispatches(linalg, target, tuning=tuning))
     return linalg, vmfb, compile, info
 
 
@@ -277,7 +283,7 @@ class StepwellExport(Runner):
         try:
             reason = _compile_only(target)
             _, export_s = _timed(lambda: export(fn, params, *inputs, path=f"{folder}/m",
-                                                target=str(target), cache=False))
+                                                target=str(target), cache=False, tuning="off"))
             compile = {"total_s": export_s, "export_s": export_s}
             if reason:
                 return Prepared(lambda: None, lambda: None, compile, {}, False, reason)
@@ -316,5 +322,18 @@ class Numpy(Runner):
                         settle_s=0.25)
 
 
-RUNNERS: dict[str, Runner] = {r.name: r for r in (StepwellNN(), StepwellJax(), StepwellExport(), PlainIree(),
-                                                   Jax(), Numpy())}
+class StepwellTuned(StepwellNN):
+    name = "stepwell-tuned"
+    description = ("the stepwell runner with the tuning database applied (the bench tunes the "
+                   "suite's ops first, within --tune-budget)")
+
+    def tuning(self, options):
+        import os
+
+        from stepwell.compiler.tuning_db import default_path
+        path = options.tuning_db or default_path()
+        return path if os.path.exists(path) else "off"  # (compile-only targets: never tuned)
+
+
+RUNNERS: dict[str, Runner] = {r.name: r for r in (StepwellNN(), StepwellTuned(), StepwellJax(), StepwellExport(),
+                                                   PlainIree(), Jax(), Numpy())}

@@ -27,10 +27,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 import threading
 
-from stepwell.core.files import atomic_file
+from stepwell.core.files import atomic_file, cache_dir
 
 __all__ = ["cache_dir", "enabled", "key", "get", "put", "stats", "reset_stats", "clear",
            "compiler_version"]
@@ -45,20 +44,6 @@ _DEFAULT_MAX_BYTES = 2 << 30
 _LOCK = threading.Lock()
 _STATS = {"hits": 0, "misses": 0, "writes": 0, "corrupt": 0, "errors": 0}
 _WARNED: set[str] = set()
-
-
-def cache_dir() -> str:
-    """The cache folder (not created here)."""
-    env = os.environ.get("STEPWELL_CACHE_DIR")
-    if env:
-        return os.path.abspath(os.path.expanduser(env))
-    if sys.platform == "darwin":
-        return os.path.expanduser("~/Library/Caches/stepwell")
-    if os.name == "nt":
-        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
-        return os.path.join(base, "stepwell", "Cache")
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(base, "stepwell")
 
 
 def enabled(cache: bool | None = None) -> bool:

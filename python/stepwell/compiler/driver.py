@@ -56,7 +56,7 @@ def clear_cache() -> None:
 
 
 def compile(module, target="cpu", *, flags=(), stage_input: str = "auto", cache: bool | None = None,
-            precision: str | None = None, mesh=None):
+            precision: str | None = None, mesh=None, tuning="auto"):
     """Compile ``module`` (a :class:`Module` or MLIR text) for ``target``.
 
     ``nn``/``prim`` ops are lowered to linalg first. ``stage_input`` says what IREE
@@ -69,22 +69,45 @@ def compile(module, target="cpu", *, flags=(), stage_input: str = "auto", cache:
     ``mesh`` (``{"model": 4}``, a ``jax.sharding.Mesh``...) sets the module's ``nn.mesh``:
     a module with a mesh is partitioned (``nn-partition``) into one module over that many
     devices, run by the Executable on as many runtime devices (docs/distributed.md).
+    ``tuning``: the tuning database whose configurations are applied (``"auto"``:
+    ``STEPWELL_TUNING_DB`` or the cache folder's; ``"off"``; a path: docs/tuning.md).
     """
     from stepwell import targets
     from stepwell.compiler.runtime import Executable
     tgt = targets.get(target)
     vmfb = compile_vmfb(module, tgt, flags=flags, stage_input=stage_input, cache=cache,
-                        precision=precision, mesh=mesh)
+                        precision=precision, mesh=mesh, tuning=tuning)
     return Executable(vmfb, tgt)
 
 
 def compile_vmfb(module, target="cpu", *, flags=(), stage_input: str = "auto",
-                 cache: bool | None = None, precision: str | None = None, mesh=None) -> bytes:
+                 cache: bool | None = None, precision: str | None = None, mesh=None,
+                 tuning="auto") -> bytes:
     """Like :func:`compile`, returning the ``.vmfb`` bytes."""
     from stepwell import targets
     tgt = targets.get(target)
     m = prepare(module, stage_input, precision, tgt, mesh=mesh)
-    return _run_iree(m, tgt, _flags(flags), input_type(m, stage_input), cache=cache)
+    return _run_tuned(m, tgt, _flags(flags), input_type(m, stage_input), tuning, cache=cache)
+
+
+def _run_tuned(module: Module, target, flags: tuple, input_type: str, tuning, *, cache=None) -> bytes:
+    """IREE on ``module`` with the tuning database's configurations and the target's data
+    tiling (``compiler.tuning``); if IREE rejects the tuned module, the entries used are
+    marked stale, a warning is given once, and the untuned module is compiled instead."""
+    from stepwell.compiler import tuning as tuner
+    tuned, applied = tuner.apply(module, target, tuning)
+    try:
+        return _run_iree(tuned, target, (*flags, *applied.flags), input_type, cache=cache,
+                         extra_key=applied.cache_text())
+    except StepwellError as e:
+        if not applied.configs or applied.db is None:  # (explicit configurations: no fallback)
+            raise
+        tuner.mark_stale(applied)
+        tuner.warn_once(f"rejected {applied.target_key}", "IREE rejected a tuned compile (%s); "
+                        "compiling untuned, the tuning entries used are marked stale",
+                        e.diagnostics[0].message if e.diagnostics else e)
+    untuned, _ = tuner.apply(module, target, "off")
+    return _run_iree(untuned, target, flags, input_type, cache=cache)
 
 
 def input_type(module: Module, stage_input: str = "auto") -> str:
@@ -95,20 +118,20 @@ def input_type(module: Module, stage_input: str = "auto") -> str:
 
 
 def compile_to(module, stage: str, *, target="cpu", flags=(), stage_input: str = "auto",
-               precision: str | None = None, mesh=None):
+               precision: str | None = None, mesh=None, tuning="auto"):
     """IREE's view of a module at a stage past ``linalg``: ``"dispatch"`` gives the
     flow-level IR (dispatch regions) as text, ``"vmfb"`` the compiled bytes."""
     from stepwell import targets
     tgt = targets.get(target)
     if stage == "vmfb":
         return compile_vmfb(module, tgt, flags=flags, stage_input=stage_input, precision=precision,
-                            mesh=mesh)
+                            mesh=mesh, tuning=tuning)
     if stage not in _IREE_PHASES:
         raise StepwellError(f"compile_to: stage '{stage}' is not an IREE stage "
                             f"(IREE stages: {', '.join([*_IREE_PHASES, 'vmfb'])})")
     m = prepare(module, stage_input, precision, tgt, mesh=mesh)
     extra = (*_flags(flags), f"--compile-to={_IREE_PHASES[stage]}")
-    return _run_iree(m, tgt, extra, input_type(m, stage_input)).decode("utf-8")
+    return _run_tuned(m, tgt, extra, input_type(m, stage_input), tuning).decode("utf-8")
 
 
 def _flags(flags) -> tuple[str, ...]:
@@ -196,14 +219,15 @@ def check_compilable(module: Module, *, lowered: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------
-def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: bool | None = None) -> bytes:
+def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: bool | None = None,
+              extra_key=()) -> bytes:
     text = module.print(debuginfo=True)
     from stepwell.compiler.quant_flags import iree_flags  # keeps a dequantized weight fused
     all_flags = [*target.flags, *iree_flags(module, target), *flags]
     # Locations do not change the code: a function moved in its file is the same key.
     backends, device_flags = devices.backends_and_flags(target, devices.device_count(module))
     all_flags += device_flags
-    key = disk_cache.key(module.print(), target.spec, target.backend, input_type, all_flags)
+    key = disk_cache.key(module.print(), target.spec, target.backend, input_type, [*all_flags, *extra_key])
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)

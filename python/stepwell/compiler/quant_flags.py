@@ -18,9 +18,10 @@ DEQUANT_FLAGS_CPU = ("--iree-dispatch-creation-block-matmul-producer-fusion=fals
                      "--iree-global-opt-data-tiling=false")
 _WIDENING = ("arith.sitofp", "arith.uitofp", "arith.extsi", "arith.extui")
 _CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul", "linalg.matvec", "linalg.vecmat",
-                 "linalg.batch_matvec", "linalg.contract")
+                 "linalg.batch_matvec", "linalg.contract", "linalg.mmt4d", "linalg.batch_mmt4d")
+# (linalg.pack: a dequantized weight data-tiled by stepwell, docs/tuning.md, stays quantized)
 _PASS_THROUGH = ("linalg.generic", "linalg.broadcast", "tensor.expand_shape", "tensor.collapse_shape",
-                 "tensor.cast", "linalg.transpose")
+                 "tensor.cast", "linalg.transpose", "linalg.pack")
 
 
 def _widens_narrow_ints(op) -> bool:

@@ -1,9 +1,11 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never a part."""
+"""Atomic file writes (a reader sees the old file or the whole new one, never a part), and
+stepwell's cache folder."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 
 
@@ -32,3 +34,19 @@ def atomic_file(path, suffix: str = ".tmp"):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def cache_dir() -> str:
+    """stepwell's cache folder (not created here): ``$STEPWELL_CACHE_DIR``, else the user
+    cache folder (``$XDG_CACHE_HOME/stepwell`` or ``~/.cache/stepwell`` on Linux,
+    ``~/Library/Caches/stepwell`` on macOS, ``%LOCALAPPDATA%\\stepwell\\Cache`` on Windows)."""
+    env = os.environ.get("STEPWELL_CACHE_DIR")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Caches/stepwell")
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+        return os.path.join(base, "stepwell", "Cache")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "stepwell")

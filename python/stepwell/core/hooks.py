@@ -12,6 +12,7 @@ hook                   who calls it, for what                                  p
 ``pipelines``          ``core.pipeline``: the named pipelines                  pipelines
 ``numerics_checker``   ``core.pipeline``: ``check_numerics=True``              numerics
 ``probe_driver``       ``targets.available``: can this runtime driver run?     compiler
+``tune``               ``frontends.jax.jit``: ``sw.jax.jit(f).tune(*args)``    tuner
 =====================  =====================================================  ==========
 
 The lower layer calls ``hooks.get(name)(...)``; the package root

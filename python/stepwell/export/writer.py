@@ -29,7 +29,7 @@ log = logging.getLogger("stepwell.export")
 def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = False,
            raise_ops: bool | None = None, flags=(), cache: bool | None = None,
            name: str | None = None, quantize: str | None = None, group_size: int = 128,
-           symmetric: bool = True) -> dict:
+           symmetric: bool = True, tuning="auto") -> dict:
     """Compile ``fn(params, *example_args)`` for ``target`` and write the folder ``path``.
 
     ``params`` is any pytree of arrays (Flax ``variables``: ``{"params": ...,
@@ -51,6 +51,7 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     ``symmetric=False``, ``<name>.zero_points``; the layer becomes ``nn.quantized_linear``.
     Biases, norms, embeddings and layers the group size does not fit stay float; the
     manifest's ``quantization`` says which is which. Quantizing needs the ``nn`` raising.
+    ``tuning``: the tuning database the compile applies (``"auto"``, ``"off"``, a path).
     """
     import jax
 
@@ -111,7 +112,7 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
                                 n_trailing=len(plan.new_params))
             else:
                 wrapped = wrap(candidate, len(names), names)
-            vmfb = _compile(wrapped, tgt, _quant_flags(plan, wrapped, tgt, flags), cache)
+            vmfb = _compile(wrapped, tgt, _quant_flags(plan, wrapped, tgt, flags), cache, tuning)
             module, raised = wrapped, True
         except StepwellError as e:
             if raise_ops or qopts is not None:
@@ -121,7 +122,7 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     if vmfb is None:
         module = wrap(module, len(names), names)
         try:
-            vmfb = _compile(module, tgt, flags, cache)
+            vmfb = _compile(module, tgt, flags, cache, tuning)
         except StepwellError as e:
             if not dynamic_batch:
                 raise
@@ -190,9 +191,9 @@ def _quant_flags(plan, module, tgt, flags) -> tuple:
     return flags + tuple(f for f in extra if f.split("=")[0] not in given)
 
 
-def _compile(module, tgt, flags, cache) -> bytes:
+def _compile(module, tgt, flags, cache, tuning="auto") -> bytes:
     from stepwell.compiler import driver as compiler
-    return compiler.compile_vmfb(module, tgt, flags=flags, cache=cache)
+    return compiler.compile_vmfb(module, tgt, flags=flags, cache=cache, tuning=tuning)
 
 
 def check_destination(path: str) -> None:

@@ -28,7 +28,7 @@ class _Entry:
 
 def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_argnums=(),
         donate_argnames=(), raise_ops: bool = True, flags=(), cache: bool | None = None,
-        precision: str | None = None, in_shardings=None, out_shardings=None):
+        precision: str | None = None, in_shardings=None, out_shardings=None, tuning="auto"):
     """Compile ``fn`` through stepwell, like ``jax.jit``::
 
         f = sw.jax.jit(model_apply, target="cpu")
@@ -46,7 +46,9 @@ def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_
     ``donate_argnums``/``donate_argnames`` are accepted and ignored (IREE's runtime
     copies inputs). Usable as a decorator, with or without arguments. ``precision``
     applies a precision policy to the raised module (``"bf16"``, ``"int8"``, ...:
-    ``sw.compile``'s ``precision``, docs/low-precision.md).
+    ``sw.compile``'s ``precision``, docs/low-precision.md). ``tuning``: the tuning
+    database compiles apply (``"auto"``, ``"off"``, a path); ``f.tune(*args)`` fills it
+    for this function (docs/tuning.md).
 
     ``in_shardings``/``out_shardings`` take JAX's shardings (``NamedSharding``, or
     ``PartitionSpec`` under ``jax.set_mesh(mesh)``), as ``jax.jit`` does: Shardy's
@@ -64,17 +66,19 @@ def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_
                                  static_argnames=static_argnames, donate_argnums=donate_argnums,
                                  donate_argnames=donate_argnames, raise_ops=raise_ops, flags=flags,
                                  cache=cache, precision=precision, in_shardings=in_shardings,
-                                 out_shardings=out_shardings)
+                                 out_shardings=out_shardings, tuning=tuning)
     return JitFunction(fn, target=target, static_argnums=static_argnums,
                        static_argnames=static_argnames, raise_ops=raise_ops, flags=flags, cache=cache,
-                       precision=precision, in_shardings=in_shardings, out_shardings=out_shardings)
+                       precision=precision, in_shardings=in_shardings, out_shardings=out_shardings,
+                       tuning=tuning)
 
 
 class JitFunction:
     """What :func:`jit` returns: call it like the wrapped function."""
 
     def __init__(self, fn, *, target="cpu", static_argnums=(), static_argnames=(), raise_ops=True,
-                 flags=(), cache=None, precision=None, in_shardings=None, out_shardings=None):
+                 flags=(), cache=None, precision=None, in_shardings=None, out_shardings=None,
+                 tuning="auto"):
         from stepwell import targets
         self.fn = fn
         self.target = targets.get(target)
@@ -84,6 +88,7 @@ class JitFunction:
         self.cache = cache
         self.precision = precision  # a precision policy (sw.compile's precision=)
         self.in_shardings, self.out_shardings = in_shardings, out_shardings
+        self.tuning = tuning        # the tuning database compiles apply (sw.compile's tuning=)
         self._entries: dict = {}
         self._lock = threading.Lock()
         self.compiles = 0  # how many signatures were compiled (cache misses)
@@ -147,6 +152,20 @@ class JitFunction:
         from stepwell.frontends.jax.shardy import flat_shardings
         return flat_shardings(self.fn, sig, avals, self.in_shardings, self.out_shardings)
 
+    # keyword arguments of tune() itself; the others go to the function
+    TUNE_OPTIONS = ("budget", "db", "max_candidates", "rounds", "jobs", "ray", "quiet")
+
+    def tune(self, *args, **kwargs):
+        """Tune this function for these arguments' signature on this machine (``sw.tune``;
+        ``budget=`` seconds, ``db=``, ``max_candidates=``, ``rounds=``, ``jobs=``, ``ray=``,
+        ``quiet=``); later calls compile with what was found. Returns the tuning report."""
+        from stepwell.core import hooks
+        options = {k: kwargs.pop(k) for k in self.TUNE_OPTIONS if k in kwargs}
+        module = self.lower(*args, **kwargs)
+        report = hooks.get("tune")(module, self.target, precision=self.precision, **options)
+        self.clear_cache()  # recompile with the tuned configurations
+        return report
+
     def clear_cache(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -161,7 +180,7 @@ class JitFunction:
         module = _import(self.fn, sig, avals, raise_ops=self.raise_ops, shardings=self._shardings(sig, avals))
         try:
             exe = compiler.compile(module, self.target, flags=self.flags, cache=self.cache,
-                                   precision=self.precision)
+                                   precision=self.precision, tuning=self.tuning)
         except StepwellError as e:
             raise explain(e, module, self.fn, self.raise_ops) from None
         self.compiles += 1
