@@ -29,6 +29,9 @@ class Capabilities:
     i8_dot: bool = False       # hardware int8 dot products (VNNI, dp4a, dot4...)
     fused_attention: bool = True  # IREE codegen takes iree_linalg_ext.attention whole
     subgroup_size: int | None = None  # GPU subgroup (warp/wave) width; None on CPUs
+    # element types that compile and run correctly but without hardware support: their
+    # conversions are done in integer code (bf16 on CPUs without avx512_bf16/bf16)
+    emulated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,29 @@ def host_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
 
 
-# f16/bf16 compile everywhere (emulated where the hardware lacks them).
-_HOST = Capabilities(i8_dot=bool(_host_flags() & {"avx512_vnni", "avx_vnni", "asimddp"}))
-_PORTABLE = Capabilities(i8_dot=False)
+# The /proc/cpuinfo flags that convert f16/bf16 in hardware, per machine. Without them
+# the type still compiles and runs correctly (IREE and prim-to-linalg emulate the
+# conversions in integer code) but is listed as emulated.
+NATIVE = {
+    "x86_64": {"f16": {"f16c"}, "bf16": {"avx512_bf16", "avx_ne_convert"}},
+    "aarch64": {"f16": {"fp"}, "bf16": {"bf16"}},  # fcvt h<->s is base ARMv8 FP
+}
+_VNNI = {"avx512_vnni", "avx_vnni", "asimddp"}
+
+
+def host_capabilities(flags: set[str], arch: str) -> Capabilities:
+    """What the host CPU with these /proc/cpuinfo ``flags`` does natively: int8 dot
+    products (VNNI / Arm dot product) and f16/bf16 conversions (else emulated)."""
+    native = NATIVE.get(arch, {})
+    emulated = tuple(t for t in ("f16", "bf16") if not flags & native.get(t, set()))
+    return Capabilities(i8_dot=bool(flags & _VNNI), emulated=emulated)
+
+
+# f16/bf16 compile and run everywhere: natively, or emulated where the CPU lacks them.
+_HOST = host_capabilities(_host_flags(), host_arch())
+_GENERIC = Capabilities(i8_dot=False, emulated=("f16", "bf16"))  # x86-64 baseline: SSE2
+_AARCH64 = Capabilities(i8_dot=False, emulated=("bf16",))        # armv8-a: fcvt h<->s only
+_RISCV64 = Capabilities(i8_dot=False, emulated=("f16", "bf16"))  # no zfh/zvfbfmin asked for
 
 TARGETS = [
     Target("cpu", "llvm-cpu", "local-task",
@@ -48,17 +68,17 @@ TARGETS = [
            arch=host_arch(), pass_options=_WIDEN if host_arch() == "x86_64" else ()),
     Target("cpu-generic", "llvm-cpu", "local-task",
            ("--iree-llvmcpu-target-triple=x86_64-linux-gnu", "--iree-llvmcpu-target-cpu=x86-64",
-            *_FAST), _PORTABLE,
+            *_FAST), _GENERIC,
            "portable x86-64 (no host CPU features): runs on any x86-64 machine",
            arch="x86_64", pass_options=_WIDEN),
     Target("cpu-aarch64", "llvm-cpu", "local-task",
-           ("--iree-llvmcpu-target-triple=aarch64-linux-gnu", *_FAST), _PORTABLE,
+           ("--iree-llvmcpu-target-triple=aarch64-linux-gnu", *_FAST), _AARCH64,
            "64-bit Arm Linux (cross-compiled; runs only on an aarch64 host)",
            arch="aarch64"),
     Target("cpu-riscv64", "llvm-cpu", "local-task",
            ("--iree-llvmcpu-target-triple=riscv64-linux-gnu",
             "--iree-llvmcpu-target-cpu-features=+m,+a,+f,+d,+c,+v",
-            "--iree-llvmcpu-target-abi=lp64d", *_FAST), _PORTABLE,
+            "--iree-llvmcpu-target-abi=lp64d", *_FAST), _RISCV64,
            "RISC-V 64 Linux with RVV (cross-compiled; runs only on a riscv64 host)",
            arch="riscv64"),
 ]

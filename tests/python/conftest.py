@@ -9,7 +9,7 @@ never depend on a user's ``~/.cache/stepwell``. ``STEPWELL_TEST_CACHE_DIR`` name
 folder to keep between runs instead (faster local reruns).
 
 ``run_target``: the numeric suites take it to run on each of
-``target_checks.suite_targets()``: cpu; vulkan (marked ``vulkan``); cuda and rocm
+``target_checks.suite_targets()``: cpu; cpu-generic (baseline x86-64); vulkan (marked ``vulkan``); cuda and rocm
 (marked ``gpu``) where a device is found; or ``STEPWELL_TEST_TARGETS=cpu,vulkan:...``.
 It is module-scoped, so a suite compiles its module once per target; a target that
 cannot run here skips with the reason. Vulkan is pinned to Mesa's lavapipe

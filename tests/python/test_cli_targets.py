@@ -35,7 +35,8 @@ def test_json_lists_every_target(listing):
         t = sw.targets.get(name)
         assert (d["spec"], d["backend"], d["driver"]) == (t.spec, t.backend, t.driver)
         assert set(d["capabilities"]) == {"f16", "bf16", "f64", "i64", "i8_dot", "fused_attention",
-                                          "subgroup_size"}
+                                          "subgroup_size", "emulated"}
+        assert d["capabilities"]["emulated"] == list(t.capabilities.emulated)
         a = d["available"]
         assert set(a) == {"runs", "status", "driver_present", "device_found", "reason", "how"}
         assert a["runs"] == bool(sw.targets.available(name)) and a["reason"]

@@ -33,6 +33,8 @@ from stepwell.core import stablehlo
 from stepwell.core.diagnostics import Diagnostic, StepwellError, at
 from stepwell.core.ir import context, iree_tools
 from stepwell.core.module import Module, parse
+from stepwell.core.pipeline import Pipeline
+from stepwell.core.types import TensorType
 
 __all__ = ["compile", "compile_to", "compile_vmfb", "check_compilable", "clear_cache",
            "input_type"]
@@ -136,18 +138,31 @@ def prepare(module, stage_input: str = "auto", precision: str | None = None, tar
     if precision is not None:  # a precision policy (nn-precision / nn-quantize-weights)
         from stepwell.passes.nn_precision import apply_policy
         module = apply_policy(module, precision)
-    lowered = False
+    lowered = owned = False
     if _has_custom_ops(module):
         stages = _stages()
         if stages is not None:
             module = stages.lower(module, to="linalg", target=target)
-            lowered = True
+            lowered = owned = True
     if any(op.name.startswith("sdy.") for op in verifier.walk(module.operation)):
-        if not lowered:
-            module = module.clone()
+        if not owned:
+            module, owned = module.clone(), True
         stablehlo.strip_shardy(module)
+    if _has_int_to_low_float(module):  # IREE would leave a __truncsfbf2 call on AVX2 CPUs
+        module = module if owned else module.clone()
+        Pipeline("stablehlo-int-to-bf16").run(module)
     check_compilable(module, lowered=lowered)
     return module
+
+
+def _has_int_to_low_float(module: Module) -> bool:
+    from stepwell.passes.stablehlo_int_to_bf16 import SIGNLESS
+    for op in verifier.walk(module.operation):
+        if op.name == "stablehlo.convert":
+            x, r = (TensorType.from_mlir(v.type) for v in (op.operands[0], op.results[0]))
+            if x and r and x.dtype in SIGNLESS and r.dtype in ("bf16", "f16"):
+                return True
+    return False
 
 
 def _stages():
