@@ -55,6 +55,23 @@ def host_capabilities(flags: set[str], arch: str) -> Capabilities:
     return Capabilities(i8_dot=bool(flags & _VNNI), emulated=emulated)
 
 
+# /proc/cpuinfo flags that name instruction-set extensions LLVM may use for
+# --iree-llvmcpu-target-cpu=host (x86-64); on aarch64 every "Features" entry is one.
+_X86_ISA = ("sse", "ssse", "pni", "avx", "fma", "f16c", "bmi", "abm", "amx", "sha", "gfni", "vaes",
+            "vpclmul", "pclmul", "aes", "popcnt", "movbe", "adx", "xop", "cx16", "lzcnt")
+
+
+def codegen_features(flags: set[str] | None = None, arch: str | None = None) -> set[str]:
+    """The instruction-set extensions of the host CPU (or of ``flags`` on ``arch``) that
+    code compiled for target ``cpu`` may use: an export records them, and a machine
+    lacking one refuses to load it."""
+    flags = _host_flags() if flags is None else set(flags)
+    arch = arch or host_arch()
+    if arch == "x86_64":
+        return {f for f in flags if f.startswith(_X86_ISA)}
+    return flags
+
+
 # f16/bf16 compile and run everywhere: natively, or emulated where the CPU lacks them.
 _HOST = host_capabilities(_host_flags(), host_arch())
 _GENERIC = Capabilities(i8_dot=False, emulated=("f16", "bf16"))  # x86-64 baseline: SSE2

@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
-pytest.importorskip("flax")
+import flax  # noqa: F401  (a test dependency: pip install -e ".[test]")
+import jax
 
 import stepwell as sw  # noqa: E402
 

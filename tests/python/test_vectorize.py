@@ -377,8 +377,8 @@ def _as_dispatch(m) -> str:
 
 
 def _run(text: str, *args):
-    iree_compiler = pytest.importorskip("iree.compiler")
-    rt = pytest.importorskip("iree.runtime")
+    import iree.compiler as iree_compiler
+    import iree.runtime as rt
     m = vectorize(text, "linalg-vectorize,canonicalize,cse")
     vmfb = iree_compiler.compile_str(
         _as_dispatch(m), target_backends=["llvm-cpu"],

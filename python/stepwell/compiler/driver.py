@@ -29,6 +29,7 @@ import threading
 from stepwell.compiler import cache as disk_cache
 from stepwell.core import opspec, verifier
 from stepwell.compiler import stablehlo_screen
+from stepwell.compiler.link_errors import link_diagnostics
 from stepwell.core import stablehlo
 from stepwell.core.diagnostics import Diagnostic, StepwellError, at
 from stepwell.core.ir import context, iree_tools
@@ -247,6 +248,9 @@ def iree_diagnostics(stderr: str, name: str, target, *, module: Module | None = 
     if code and int(code[1]) < 0 and module is not None:
         return stablehlo_screen.crash_diagnostics(stderr, module, target.spec, -int(code[1]))
     body = stderr.split("Diagnostics:", 1)[-1].split("Invoked with:", 1)[0]
+    linked = link_diagnostics(body, name, target, module)
+    if linked:
+        return linked
     diags: list[Diagnostic] = []
     errors = 0
     for line in body.splitlines():

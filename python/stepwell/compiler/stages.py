@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from stepwell.core.diagnostics import StepwellError
-from stepwell.core.module import Module
+from stepwell.core.module import Module, as_module
 from stepwell.core.pipeline import Pipeline
 
 STAGES = ("nn", "prim", "linalg", "vector", "dispatch", "vmfb")
@@ -38,7 +38,7 @@ def pipeline_text(to: str, target=None) -> str:
 
 
 def lower(module: Module, to: str = "linalg", *, target=None, snapshots: bool = False):
-    """A copy of ``module`` lowered to stage ``to``.
+    """A copy of ``module`` (a Module or MLIR text) lowered to stage ``to``.
 
     ``nn``/``prim``/``linalg``/``vector`` return a :class:`Module`; ``dispatch``
     returns IREE's flow-level IR as text, ``vmfb`` the compiled module's bytes.
@@ -46,6 +46,7 @@ def lower(module: Module, to: str = "linalg", *, target=None, snapshots: bool = 
     target's pass options, as :func:`stepwell.compile` does.
     """
     check_stage(to)
+    module = as_module(module, "sw.lower")
     if to in ("dispatch", "vmfb"):
         from stepwell.compiler import driver as compiler
         target = target or "cpu"

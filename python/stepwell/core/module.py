@@ -74,6 +74,18 @@ def parse(text: str, *, name: str = "-", verify: bool = True) -> Module:
     return module
 
 
+def as_module(value, what: str = "this") -> Module:
+    """``value`` as a :class:`Module`: MLIR text (str or bytes) is parsed; anything
+    else but a Module is refused with a StepwellError naming its type."""
+    if isinstance(value, Module):
+        return value
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return parse(value)
+    raise StepwellError(f"{what} takes a stepwell Module or MLIR text, not {type(value).__name__}")
+
+
 def _parse_without_shardy(text: str):
     """StableHLO from JAX may carry Shardy (``sdy``) annotations, a dialect IREE's MLIR
     lacks: parse it again without them (single-device annotations only)."""
