@@ -11,8 +11,9 @@ failures become :class:`StepwellError` with IREE's own error lines.
 StableHLO (from JAX, or a file) goes to IREE as such: a module holding StableHLO
 ops is compiled with ``--iree-input-type=stablehlo`` (IREE's StableHLO input
 conversion leaves linalg alone, so raised ``nn``/``prim`` ops lowered to linalg and
-leftover StableHLO compile together). Ops IREE 3.13 is known to fail or crash on
-are named first (``stepwell.stablehlo_input``); a compiler that still dies by a
+leftover StableHLO compile together). An op IREE 3.13 is known to crash on is named
+before IREE runs; one it is known to fail on is named after IREE failed, with the
+reason (``stepwell.compiler.stablehlo_screen``); a compiler that still dies by a
 signal is reported as one error naming the op from its stack dump.
 
 ``iree-compile`` runs as a subprocess (``iree.compiler.tools.compile_str``), so a
@@ -221,7 +222,10 @@ def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: b
             out = iree_tools.compile_str(text, target_backends=[target.backend],
                                          extra_args=all_flags, input_type=input_type)
         except iree_tools.CompilerToolError as e:
-            raise StepwellError(iree_diagnostics(str(e), module.name, target, module=module)) from None
+            diags = iree_diagnostics(str(e), module.name, target, module=module)
+            crashed = any("iree-compile crashed" in d.message for d in diags)  # (names the op)
+            explained = None if crashed else stablehlo_screen.explain_failure(module, diags)
+            raise (explained or StepwellError(diags)) from None
         if use_disk:
             disk_cache.put(key, out)
     if len(out) <= _CACHE_ENTRY_MAX:
