@@ -25,7 +25,8 @@ BIN = os.path.dirname(sys.executable)
 
 
 def stepwell(*args, cwd=None):
-    return subprocess.run([os.path.join(BIN, "stepwell"), *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([os.path.join(BIN, "stepwell"), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
 
 
 @pytest.fixture(scope="module")

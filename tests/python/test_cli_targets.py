@@ -19,7 +19,8 @@ BIN = os.path.dirname(sys.executable)
 
 
 def stepwell(*args):
-    return subprocess.run([os.path.join(BIN, "stepwell"), *args], capture_output=True, text=True)
+    return subprocess.run([os.path.join(BIN, "stepwell"), *args], capture_output=True, text=True,
+                          timeout=600)
 
 
 @pytest.fixture(scope="module")

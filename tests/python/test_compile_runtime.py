@@ -352,7 +352,7 @@ FN = EXE.function("exp")
 print(OUT.sum())
 """)
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                       env={**os.environ, "PYTHONWARNINGS": "default"})
+                       env={**os.environ, "PYTHONWARNINGS": "default"}, timeout=600)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "96.0"
     assert "leak" not in p.stderr.lower(), p.stderr

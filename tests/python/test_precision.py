@@ -158,10 +158,11 @@ def test_cli_precision(tmp_path):
                    "  return %1 : tensor<4x16xf32>\n}\n")
     exe = os.path.join(os.path.dirname(sys.executable), "stepwell")
     r = subprocess.run([exe, "compile", str(src), "--compile-to", "nn", "--precision", "bf16"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert '"nn.matmul"' in r.stdout and "(tensor<4x8xbf16>, tensor<8x16xbf16>) -> tensor<4x16xf32>" in r.stdout
-    r = subprocess.run([exe, "compile", str(src), "--precision", "int3"], capture_output=True, text=True)
+    r = subprocess.run([exe, "compile", str(src), "--precision", "int3"], capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 1 and "unknown precision 'int3'" in r.stderr and "Traceback" not in r.stderr
 
 
