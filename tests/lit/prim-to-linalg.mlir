@@ -393,6 +393,21 @@ func.func @conv_depthwise_multiplier(%x: tensor<1x8x8x4xf32>, %w: tensor<3x3x1x8
 
 // -----
 
+// A strided window that ends before the padded input does (found by the program
+// fuzzer): the unread high padding is dropped, then unread input rows, so the input
+// ends with the last window (IREE 3.13 refuses a strided conv that reads short of it).
+// CHECK-LABEL: func.func @conv_unread_rows
+// CHECK: %[[S:.*]] = tensor.extract_slice %arg0[0, 0, 0, 0] [1, 7, 8, 2] [1, 1, 1, 1] : tensor<1x8x8x2xf32> to tensor<1x7x8x2xf32>
+// CHECK: tensor.pad %[[S]] low[0, 0, 1, 0] high[0, 0, 0, 0]
+// CHECK: } : tensor<1x7x8x2xf32> to tensor<1x7x9x2xf32>
+// CHECK: linalg.conv_2d_nhwc_hwcf {{.*}} outs({{.*}} : tensor<1x3x4x4xf32>)
+func.func @conv_unread_rows(%x: tensor<1x8x8x2xf32>, %w: tensor<3x3x2x4xf32>) -> tensor<1x3x4x4xf32> {
+  %0 = "prim.conv"(%x, %w) {strides = array<i64: 2, 2>, padding = array<i64: 0, 0, 1, 1>} : (tensor<1x8x8x2xf32>, tensor<3x3x2x4xf32>) -> tensor<1x3x4x4xf32>
+  return %0 : tensor<1x3x4x4xf32>
+}
+
+// -----
+
 // 1 < groups < channels: a generic over [n, oh, ow, g, f] x [kh, kw, c] on group-split tensors.
 // CHECK-DAG: #[[X:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1 + d5 * 2, d2 + d6, d3, d7)>
 // CHECK-DAG: #[[W:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d5, d6, d7, d3, d4)>

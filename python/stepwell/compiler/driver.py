@@ -33,7 +33,7 @@ from stepwell.compiler import stablehlo_screen
 from stepwell.compiler.link_errors import link_diagnostics
 from stepwell.core import stablehlo
 from stepwell.core.diagnostics import Diagnostic, StepwellError, at
-from stepwell.core.ir import context, iree_tools
+from stepwell.core.ir import context, iree_tools, ir
 from stepwell.core.module import Module, parse
 from stepwell.core.pipeline import Pipeline
 from stepwell.core.types import TensorType
@@ -225,6 +225,8 @@ def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: b
             diags = iree_diagnostics(str(e), module.name, target, module=module)
             crashed = any("iree-compile crashed" in d.message for d in diags)  # (names the op)
             explained = None if crashed else stablehlo_screen.explain_failure(module, diags)
+            if explained is None and not crashed and not any(d.line for d in diags):
+                diags = _located(module, diags, target, all_flags, input_type)
             raise (explained or StepwellError(diags)) from None
         if use_disk:
             disk_cache.put(key, out)
@@ -234,6 +236,30 @@ def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: b
             while sum(len(v) for v in _CACHE.values()) > _CACHE_BYTES:
                 _CACHE.popitem(last=False)
     return out
+
+
+def _located(module: Module, diags: list, target, flags, input_type: str) -> list:
+    """IREE's unlocated failure, led by an error at the op that completes it (found by
+    compiling prefixes of the entry function: ``stepwell.compiler.locate``)."""
+    from stepwell.compiler.locate import first_failing_op
+
+    def fails(m) -> bool:
+        try:
+            iree_tools.compile_str(m.print(debuginfo=True), target_backends=[target.backend],
+                                   extra_args=list(flags), input_type=input_type)
+        except iree_tools.CompilerToolError:
+            return True
+        return False
+    op = first_failing_op(module, fails)
+    if op is None:
+        return diags
+    what = f"'{op.name}'"
+    if op.name == "func.call" and "callee" in op.attributes:
+        what += f" of {ir.FlatSymbolRefAttr(op.attributes['callee']).value}"
+    lead = at(op.location, f"iree-compile cannot compile {what} here (with the ops before it "
+                           f"in this function; IREE's error names no op): {diags[0].message}",
+              display_name=module.name)
+    return [lead, *(Diagnostic(d.message, "note", d.file, d.line, d.col) for d in diags[1:])]
 
 
 _DIAG_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+)(?::(?P<col>\d+))?: "
