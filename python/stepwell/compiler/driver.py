@@ -150,21 +150,28 @@ def prepare(module, stage_input: str = "auto", precision: str | None = None, tar
         if not owned:
             module, owned = module.clone(), True
         stablehlo.strip_shardy(module)
-    if _has_int_to_low_float(module):  # IREE would leave a __truncsfbf2 call on AVX2 CPUs
+    rewrites = _stablehlo_rewrites(module)
+    if rewrites:  # StableHLO that IREE 3.13 mishandles, written as linalg first
         module = module if owned else module.clone()
-        Pipeline("stablehlo-int-to-bf16").run(module)
+        Pipeline(",".join(rewrites)).run(module)
     check_compilable(module, lowered=lowered)
     return module
 
 
-def _has_int_to_low_float(module: Module) -> bool:
+def _stablehlo_rewrites(module: Module) -> list[str]:
+    """The passes the module needs before IREE: ``stablehlo-int-to-bf16`` (an int ->
+    bf16 convert leaves a __truncsfbf2 call on AVX2 CPUs), ``stablehlo-reverse-to-linalg``
+    (a reverse before a narrowing round trip loses the rounding)."""
     from stepwell.passes.stablehlo_int_to_bf16 import SIGNLESS
+    out = []
     for op in verifier.walk(module.operation):
-        if op.name == "stablehlo.convert":
+        if op.name == "stablehlo.convert" and "stablehlo-int-to-bf16" not in out:
             x, r = (TensorType.from_mlir(v.type) for v in (op.operands[0], op.results[0]))
             if x and r and x.dtype in SIGNLESS and r.dtype in ("bf16", "f16"):
-                return True
-    return False
+                out.append("stablehlo-int-to-bf16")
+        elif op.name == "stablehlo.reverse" and "stablehlo-reverse-to-linalg" not in out:
+            out.append("stablehlo-reverse-to-linalg")
+    return out
 
 
 def _stages():

@@ -258,6 +258,9 @@ RULES = {"unary": unary, "binary": binary, "reduce": reduce, "softmax": softmax,
          "cast": cast, "attention": attention, "conv": conv}
 
 
+SCALAR_RULES = ("unary", "binary", "reshape", "cast")  # what a rank-0 value can take
+
+
 def generate(ch, *, max_ops: int = 6) -> Program:
     """One random valid program (see the module docstring)."""
     p = Program(rng=np.random.default_rng(ch.integer(0, 2 ** 31 - 1)))
@@ -273,7 +276,8 @@ def generate(ch, *, max_ops: int = 6) -> Program:
             pass
     for _ in range(ch.integer(1, max_ops)):
         v = ch.pick(values[-2:])
-        rule = ch.pick([r for r in RULES if r not in ("attention", "conv") or v.type.rank == 4])
+        rule = ch.pick([r for r in RULES if (r not in ("attention", "conv") or v.type.rank == 4)
+                        and (v.type.rank > 0 or r in SCALAR_RULES)])
         try:
             values.append(RULES[rule](ch, p, v))
         except Reject:
