@@ -221,6 +221,7 @@ def test_unsupported_ops_stay_and_the_rest_is_vectorized():
     ops = names(m)
     assert "linalg.softmax" in ops
     assert "linalg.matmul" not in ops and "vector.contract" in ops
+    assert 'stepwell.not_vectorized = "no tiling rule applies' in str(m)
 
 
 CONV3D_AND_MATMUL = """
@@ -242,7 +243,14 @@ def test_a_failing_op_is_left_alone():
     ops = names(m)
     assert ops.count("linalg.conv_3d_ndhwc_dhwcf") == 1 and "scf.for" in ops
     assert "linalg.matmul" not in ops and "vector.contract" in ops
-    assert "stepwell.vectorize_id" not in str(m) and "transform" not in str(m)
+    assert "stepwell.vectorize_id" not in str(m) and "transform." not in str(m)
+    # the op left as is says so (a recorded outcome, not a silent one) ...
+    assert 'stepwell.not_vectorized = "the transform (tiles [0, 1, 1, 0, 0, 1, 1, 0, 0]) failed on it"' in str(m)
+    assert str(m).count("stepwell.not_vectorized") == 1
+    # ... and strict=true makes it an error at the op
+    with pytest.raises(sw.StepwellError, match=r":5:\d+: error: linalg-vectorize: 'linalg.conv_3d_ndhwc_dhwcf' "
+                                               r"was not vectorized: the transform .* failed on it"):
+        vectorize(CONV3D_AND_MATMUL, "linalg-vectorize{strict=true}")
 
 
 def test_ragged_sizes_are_peeled():
