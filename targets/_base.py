@@ -62,6 +62,12 @@ class Target:
     # passes of stepwell's lowering this target runs with options, e.g.
     # "prim-to-linalg{widen=true}": they replace that pass in the named pipelines
     pass_options: tuple[str, ...] = ()
+    # the vector stage's tiling facts (targets/tiling.py): SIMD register (CPU) or
+    # per-thread vector load (GPU) width in bits (None: measured on this machine),
+    # rows of a matmul tile, and what the width stands for
+    vector_bits: int | None = 128
+    matmul_m: int = 8
+    vector_note: str = ""
 
     @property
     def spec(self) -> str:

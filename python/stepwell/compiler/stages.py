@@ -20,16 +20,16 @@ def check_stage(stage: str) -> str:
 
 
 def pipeline_text(to: str, target=None) -> str:
-    """The pipeline from ``nn`` to stage ``to``: the named pipeline, or, for a target
-    with ``pass_options`` (``prim-to-linalg{widen=true}`` on the x86 cpu targets), its
-    expansion with those passes run with their options."""
+    """The pipeline from ``nn`` to stage ``to``: the named pipeline, or, for a target,
+    its expansion with the target's ``pass_options`` (``prim-to-linalg{widen=true}`` on
+    the x86 cpu targets) and ``linalg-vectorize{target=<name>}`` (that target's tiles)."""
     name = PIPELINES[check_stage(to)]
     if target is None or not name:
         return name
     from stepwell import pipelines, targets
-    options = {p.split("{", 1)[0]: p for p in targets.get(target).pass_options}
-    if not options:
-        return name
+    t = targets.get(target)
+    options = {p.split("{", 1)[0]: p for p in t.pass_options}
+    options.setdefault("linalg-vectorize", f"linalg-vectorize{{target={t.name}}}")  # its tiles
 
     def expand(item: str) -> list[str]:
         inner = pipelines.get(item)
