@@ -78,8 +78,8 @@ def test_unlocated_iree_failure_names_the_op():
 
 def test_reverse_before_a_narrowing_round_trip_keeps_the_rounding():
     """jax fuzzer, seed 17 #8: IREE 3.13 dropped the bf16 rounding of
-    ``x[::-1].astype(bf16).astype(f32)`` (stablehlo.reverse is now written as a
-    linalg.generic before IREE: passes/stablehlo_reverse_to_linalg.py)."""
+    ``x[::-1].astype(bf16).astype(f32)`` (conversions to bf16 now round in integer ops
+    before IREE: passes/stablehlo_low_float_convert.py, prim-to-linalg's convert)."""
     def f(x):
         return x[::-1].astype(jnp.bfloat16).astype(jnp.float32)
 
@@ -87,3 +87,26 @@ def test_reverse_before_a_narrowing_round_trip_keeps_the_rounding():
     want = np.asarray(jax.jit(f)(x))
     for raise_ops in (True, False):
         np.testing.assert_array_equal(sw.jax.jit(f, raise_ops=raise_ops)(x), want)
+
+
+BF16_ROUND_TRIPS = {  # jax fuzzer, seed 100: #12, #53, #153, #163
+    "tanh-gelu-reverse": lambda x: jnp.flip(jax.nn.gelu(jnp.tanh(jnp.round(x)).astype(jnp.bfloat16)
+                                                        .astype(jnp.float32)), 0),
+    "flip-reverse-silu": lambda x: jnp.minimum(jax.nn.silu(jnp.flip(x, -1).astype(jnp.bfloat16)
+                                                           .astype(jnp.float32)[::-1]), 0.5),
+    "log1p-tile": lambda x: jnp.tile(jnp.tanh(jnp.log1p(jnp.abs(x.astype(jnp.bfloat16).astype(jnp.float32)))), 2),
+    "cumprod-sqrt": lambda x: jnp.sqrt(jnp.abs(-jnp.cumprod(jnp.tanh(x), axis=-1)
+                                                .astype(jnp.bfloat16).astype(jnp.float32)) + 1),
+}
+
+
+@pytest.mark.parametrize("name", BF16_ROUND_TRIPS)
+def test_bf16_round_trips_keep_their_rounding(name):
+    """IREE 3.13 lost arith.truncf's rounding to bf16 when the value was extended again
+    inside some fusions; prim-to-linalg and stablehlo-low-float-convert now round in
+    integer ops. Exact agreement with jax.jit (the same roundings, in f32)."""
+    f = BF16_ROUND_TRIPS[name]
+    x = np.random.default_rng(12).standard_normal((3, 4)).astype(np.float32)
+    want = np.asarray(jax.jit(f)(x))
+    for raise_ops in (True, False):
+        np.testing.assert_allclose(sw.jax.jit(f, raise_ops=raise_ops)(x), want, rtol=2e-6, atol=2e-6)

@@ -159,18 +159,16 @@ def prepare(module, stage_input: str = "auto", precision: str | None = None, tar
 
 
 def _stablehlo_rewrites(module: Module) -> list[str]:
-    """The passes the module needs before IREE: ``stablehlo-int-to-bf16`` (an int ->
-    bf16 convert leaves a __truncsfbf2 call on AVX2 CPUs), ``stablehlo-reverse-to-linalg``
-    (a reverse before a narrowing round trip loses the rounding)."""
-    from stepwell.passes.stablehlo_int_to_bf16 import SIGNLESS
+    """The passes the module needs before IREE: ``stablehlo-low-float-convert`` (an int
+    -> bf16 convert leaves a __truncsfbf2 call on AVX2 CPUs; a float -> bf16 one can
+    lose its rounding in a fusion)."""
+    from stepwell.passes.stablehlo_low_float_convert import needs_rewrite
     out = []
     for op in verifier.walk(module.operation):
-        if op.name == "stablehlo.convert" and "stablehlo-int-to-bf16" not in out:
+        if op.name == "stablehlo.convert" and "stablehlo-low-float-convert" not in out:
             x, r = (TensorType.from_mlir(v.type) for v in (op.operands[0], op.results[0]))
-            if x and r and x.dtype in SIGNLESS and r.dtype in ("bf16", "f16"):
-                out.append("stablehlo-int-to-bf16")
-        elif op.name == "stablehlo.reverse" and "stablehlo-reverse-to-linalg" not in out:
-            out.append("stablehlo-reverse-to-linalg")
+            if x and r and needs_rewrite(x.dtype, r.dtype):
+                out.append("stablehlo-low-float-convert")
     return out
 
 

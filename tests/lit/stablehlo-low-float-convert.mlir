@@ -1,4 +1,4 @@
-// RUN: stepwell-opt %s --split-input-file -p stablehlo-int-to-bf16 | FileCheck %s
+// RUN: stepwell-opt %s --split-input-file -p stablehlo-low-float-convert | FileCheck %s
 
 // i32 -> bf16: int -> f32, then rounded to nearest even with integer ops (no
 // arith.sitofp to bf16 is left: LLVM would call __truncsfbf2 on AVX2-only CPUs).
@@ -33,13 +33,28 @@ func.func @bool_to_low_floats(%b: tensor<8xi1>) -> (tensor<8xbf16>, tensor<8xf16
 
 // -----
 
-// Float -> bf16 and int -> f32 stay StableHLO (IREE expands truncf itself).
+// Float -> bf16 rounds in integer ops too, a NaN kept as a quiet NaN (IREE can lose
+// arith.truncf's rounding when the value is extended again).
+// CHECK-LABEL: func.func @float_to_bf16
+// CHECK: arith.bitcast %{{.*}} : f32 to i32
+// CHECK: arith.cmpf uno
+// CHECK: arith.select %{{.*}}, %{{.*}}, %{{.*}} : i16
+// CHECK: arith.bitcast %{{.*}} : i16 to bf16
+// CHECK-NOT: stablehlo.convert
+func.func @float_to_bf16(%f: tensor<8xf32>) -> tensor<8xbf16> {
+  %0 = stablehlo.convert %f : (tensor<8xf32>) -> tensor<8xbf16>
+  return %0 : tensor<8xbf16>
+}
+
+// -----
+
+// Float -> f16 and int -> f32 stay StableHLO.
 // CHECK-LABEL: func.func @left_alone
-// CHECK-NEXT: stablehlo.convert %arg0 : (tensor<8xf32>) -> tensor<8xbf16>
+// CHECK-NEXT: stablehlo.convert %arg0 : (tensor<8xf32>) -> tensor<8xf16>
 // CHECK-NEXT: stablehlo.convert %arg1 : (tensor<8xi32>) -> tensor<8xf32>
 // CHECK-NOT: linalg.generic
-func.func @left_alone(%f: tensor<8xf32>, %i: tensor<8xi32>) -> (tensor<8xbf16>, tensor<8xf32>) {
-  %0 = stablehlo.convert %f : (tensor<8xf32>) -> tensor<8xbf16>
+func.func @left_alone(%f: tensor<8xf32>, %i: tensor<8xi32>) -> (tensor<8xf16>, tensor<8xf32>) {
+  %0 = stablehlo.convert %f : (tensor<8xf32>) -> tensor<8xf16>
   %1 = stablehlo.convert %i : (tensor<8xi32>) -> tensor<8xf32>
-  return %0, %1 : tensor<8xbf16>, tensor<8xf32>
+  return %0, %1 : tensor<8xf16>, tensor<8xf32>
 }
