@@ -12,11 +12,12 @@ that does. Each program's outcome:
 * ``traceback``: anything else raised (an internal error);
 * ``generator``: the program text did not parse (a fuzzer bug).
 
-Tolerance: for an output of dtype ``t`` with table tolerance ``(rtol, atol)``
-(``stepwell.numerics.testing``), every element must satisfy
-``|got - want| <= k * (atol * S + rtol * |want|)`` with ``S = max(1, max |want|)``,
-``k = 1`` for f32 programs and ``k = number of ops`` for programs with f16/bf16
-values (each op rounds once).
+Tolerance: with ``(rtol, atol)`` the table tolerance (``stepwell.numerics.testing``)
+of the program's least precise float type (bf16, then f16, else the result's: a value
+rounded to bf16 once keeps that error when cast back to f32), every element must
+satisfy ``|got - want| <= k * (atol * S + rtol * |want|)`` with ``S = max(1, max
+|want|)``, ``k = 1`` for f32 programs and ``k = number of ops`` for programs with
+f16/bf16 values (each op rounds once).
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ class GeneratorBug(Exception):
     """The generated text does not parse or verify: the fuzzer's fault."""
 
 
+def least_precise(prog) -> str:
+    """bf16 if any value of ``prog`` is bf16, else f16 if any is, else the result's type."""
+    types = {a.type.dtype for a in prog.args} | {v.type.dtype for *_, v in prog.ops}
+    return next((t for t in ("bf16", "f16") if t in types), prog.result.type.dtype)
+
+
 def _compile(texts, target):
     import stepwell as sw
     try:
@@ -69,7 +76,7 @@ def _compile(texts, target):
 def _check(report, index, prog, got, target_jax=True):
     want = prog.result.array
     k = len(prog.ops) if prog.low_precision else 1
-    dtype = prog.result.type.dtype
+    dtype = least_precise(prog)
     why = mismatch(got, want, dtype, k)
     if why is None and target_jax:
         import jax
