@@ -23,9 +23,11 @@ def lower_conv(op, e, args):
     kh, kw, ci, co = w.shape
     if c is None:
         raise Unsupported(f"a dynamic channel count in {x}")
+    xv, x, bottom, right = _drop_unused_rows(e, args[0], x, res, (kh, kw), strides, dilation,
+                                             (top, bottom), (left, right))
     grow = lambda d, lo, hi: None if d is None else d + lo + hi  # noqa: E731
-    padded = x.with_shape([n, grow(h, top, bottom), grow(wd, left, right), c])
-    xv = _pad(e, args[0], x, padded, [0, top, left, 0], [0, bottom, right, 0], 0)
+    padded = x.with_shape([n, grow(x.shape[1], top, bottom), grow(x.shape[2], left, right), c])
+    xv = _pad(e, xv, x, padded, [0, top, left, 0], [0, bottom, right, 0], 0)
     like = {0: (args[0], x, 0)}  # dynamic output sizes: batch, (padded - span) / stride + 1
     for d, k in ((1, kh), (2, kw)):
         if res.shape[d] is None:
@@ -59,6 +61,30 @@ def lower_conv(op, e, args):
     else:
         value = _grouped_conv(e, xv, padded, args[1], w, acc, groups, strides, dilation, like)
     return narrow(e, value, acc, res)
+
+
+def _drop_unused_rows(e, value, x, res, kernel, strides, dilation, rows, cols):
+    """Trim what no window reads from the high end of each spatial dim (padding first,
+    then input rows, with tensor.extract_slice): linalg requires a strided
+    convolution's input to end where its last window does (IREE 3.13 fails to compile
+    ``stride 2`` over 3 padded columns with a width-2 kernel otherwise)."""
+    highs = []
+    sizes = list(x.shape)
+    for d, (lo, hi) in ((1, rows), (2, cols)):
+        if x.shape[d] is None or res.shape[d] is None:
+            highs.append(hi)
+            continue
+        used = (res.shape[d] - 1) * strides[d - 1] + (kernel[d - 1] - 1) * dilation[d - 1] + 1
+        extra = x.shape[d] + lo + hi - used
+        cut = min(max(extra, 0), hi)
+        highs.append(hi - cut)
+        sizes[d] = x.shape[d] - max(extra - cut, 0)
+    if sizes != list(x.shape):
+        small = x.with_shape(sizes)
+        join = lambda v: ", ".join(map(str, v))  # noqa: E731
+        value = e(f"tensor.extract_slice {value}[0, 0, 0, 0] [{join(sizes)}] [1, 1, 1, 1] : {x} to {small}")
+        x = small
+    return value, x, highs[0], highs[1]
 
 
 def _grouped_conv(e, xv, xt, wv, wt, acc, groups, strides, dilation, like):

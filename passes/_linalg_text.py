@@ -171,15 +171,45 @@ def convert(b, value: str, src: str, dst: str) -> str:
     if is_float(src) and is_float(dst):
         if width[src] == width[dst]:  # f16 <-> bf16 goes through f32
             value, src = b(f"arith.extf {value} : {src} to f32"), "f32"
+        if dst == "bf16":  # IREE 3.13 loses arith.truncf's rounding to bf16 in some fusions
+            if src == "f64":
+                value = b(f"arith.truncf {value} : f64 to f32")
+            return f32_to_bf16_bits(b, value, nan=True)
         op = "extf" if width[src] < width[dst] else "truncf"
         return b(f"arith.{op} {value} : {src} to {dst}")
     if is_float(dst):
-        return b(f"arith.{'uitofp' if src == 'i1' else 'sitofp'} {value} : {src} to {dst}")
+        op = "uitofp" if src == "i1" else "sitofp"
+        if dst in ("f16", "bf16"):  # int -> f32 first: numpy's (ml_dtypes') rounding
+            wide = b(f"arith.{op} {value} : {src} to f32")
+            return f32_to_bf16_bits(b, wide) if dst == "bf16" else b(f"arith.truncf {wide} : f32 to f16")
+        return b(f"arith.{op} {value} : {src} to {dst}")
     if is_float(src):
         return b(f"arith.fptosi {value} : {src} to {dst}")
     bits = lambda t: int(t[1:])  # noqa: E731
     op = "trunci" if bits(src) > bits(dst) else ("extui" if src == "i1" else "extsi")
     return b(f"arith.{op} {value} : {src} to {dst}")
+
+
+def f32_to_bf16_bits(b, value: str, nan: bool = False) -> str:
+    """Round an f32 to bf16, nearest-even, with integer ops (``nan``: a NaN stays a quiet
+    NaN; without it the value must not be NaN, as an integer converted to f32 is not).
+
+    ``arith.truncf`` would do, but (1) canonicalization folds ``truncf(sitofp(x))`` into
+    ``sitofp(x) : i32 to bf16``, which LLVM lowers to a call of ``__truncsfbf2`` on CPUs
+    without native bf16 (AVX2-only x86-64, ``cpu-generic``), a symbol IREE's embedded
+    linker cannot resolve; (2) IREE 3.13 drops the rounding of ``truncf`` to bf16 when
+    its result is extended again in some fusions (``x[::-1].astype(bf16).astype(f32)``
+    keeps f32 precision: found by the JAX fuzzer). Inf stays inf; values past bf16's
+    largest finite round to inf, as RNE does."""
+    sixteen, one, half = b.const(16, "i32"), b.const(1, "i32"), b.const(0x7FFF, "i32")
+    bits = b(f"arith.bitcast {value} : f32 to i32")
+    lsb = b(f"arith.andi {b(f'arith.shrui {bits}, {sixteen} : i32')}, {one} : i32")
+    rounded = b(f"arith.addi {bits}, {b(f'arith.addi {lsb}, {half} : i32')} : i32")
+    high = b(f"arith.trunci {b(f'arith.shrui {rounded}, {sixteen} : i32')} : i32 to i16")
+    if nan:
+        is_nan = b(f"arith.cmpf uno, {value}, {value} : f32")
+        high = b(f"arith.select {is_nan}, {b.const(0x7FC0, 'i16')}, {high} : i16")
+    return b(f"arith.bitcast {high} : i16 to bf16")
 
 
 def ttype(value) -> TensorType:

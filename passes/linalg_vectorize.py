@@ -15,6 +15,7 @@ from stepwell.core.verifier import walk
 log = logging.getLogger(__name__)
 
 TAG = "stepwell.vectorize_id"
+NOT_VECTORIZED = "stepwell.not_vectorized"  # on an op left as is, saying why
 # linalg ops that are not tiled-and-vectorized structured ops themselves
 _NOT_STRUCTURED = {"linalg.yield", "linalg.index"}
 
@@ -148,8 +149,9 @@ class LinalgVectorize(Pass):
     the pass to some ops. A transform script (``tile_using_for``, ``decompose`` for
     2-D convolutions, ``vectorize``, then multiply-reduce folded into
     ``vector.contract``) runs through ``transform-interpreter``; ops it cannot handle
-    (``linalg.softmax``, 3-D convolutions, untiled dynamic loops) stay as they are.
-    Before::
+    (``linalg.softmax``, 3-D convolutions, untiled dynamic loops) stay as they are,
+    marked ``stepwell.not_vectorized = "<why>"`` in the output; ``strict=true`` makes
+    each of them an error at the op instead. Before::
 
         %0 = linalg.matmul ins(%a, %b : tensor<64x128xf32>, tensor<128x256xf32>)
                            outs(%c : tensor<64x256xf32>) -> tensor<64x256xf32>
@@ -174,6 +176,7 @@ class LinalgVectorize(Pass):
     target: str = "cpu"
     tile_sizes: tuple = ()
     ops: tuple = ()
+    strict: bool = False
 
     def run(self, module) -> None:
         try:
@@ -186,17 +189,23 @@ class LinalgVectorize(Pass):
         tagged = self._tag(module)
         if not tagged:
             return
+        self._why: dict[int, str] = {}
         try:
             plans = self._plans(module, tagged)
             if plans:
                 self._apply(module, plans)
         finally:
-            self._untag(module)
+            left = self._untag(module, mark=True)
+        if left and self.strict:
+            from stepwell.core.diagnostics import at
+            raise PassError([at(op.location, f"linalg-vectorize: '{op.name}' was not vectorized: {why}",
+                                display_name=module.name) for op, why in left])
 
     def plan(self, module) -> list[tuple[str, list, list[int]]]:
         """What :meth:`run` would do, without doing it: ``(op name, loop sizes, tile
         sizes)`` for each op it would tile, in IR order (for reports and tuning)."""
         tagged = self._tag(module)
+        self._why = {}
         try:
             plans = self._plans(module, tagged) if tagged else []
         finally:
@@ -219,10 +228,21 @@ class LinalgVectorize(Pass):
             tagged[len(tagged)] = name
         return tagged
 
-    def _untag(self, module) -> None:
+    def _untag(self, module, mark: bool = False) -> list:
+        """Remove the tags; ``mark``: an op still tagged was left as is: it gets
+        ``stepwell.not_vectorized = "<why>"``. Returns those ops with the reason."""
+        left = []
         for op in walk(module.operation):
             if TAG in op.attributes:
+                tag = _int(op.attributes[TAG])
                 del op.attributes[TAG]
+                if mark:
+                    why = getattr(self, "_why", {}).get(
+                        tag, "no tiling rule applies (it is not a structured op a linalg.generic "
+                             "can stand for)")
+                    op.attributes[NOT_VECTORIZED] = ir.StringAttr.get(why, context())
+                    left.append((op, why))
+        return left
 
     def _plans(self, module, tagged: dict[int, str]) -> list[_Plan]:
         """Loop ranges come from a generalized copy: every structured op becomes a
@@ -248,6 +268,7 @@ class LinalgVectorize(Pass):
                 vsizes = tiling.vector_sizes(tiles, ranges)
             except ValueError:
                 log.info("linalg-vectorize: skipping %s (a dynamic loop is not tiled)", name)
+                self._why[tag] = "a dynamic loop is not tiled (no vector shape bounds it)"
                 continue
             plans.append(_Plan(tag, name, tiles, vsizes, tiling.peeled_loops(tiles, ranges),
                                decompose=convolution is not None, ranges=ranges))
@@ -272,6 +293,7 @@ class LinalgVectorize(Pass):
             except ir.MLIRError:
                 log.info("linalg-vectorize: %s (tiles %s) left as is: the transform failed",
                          plan.name, plan.tiles)
+                self._why[plan.tag] = f"the transform (tiles {plan.tiles}) failed on it"
                 continue
             current = trial.operation.get_asm(enable_debug_info=True)
         module.replace_with(Module(ir.Module.parse(current, context()), module.name))

@@ -21,7 +21,7 @@ from stepwell.targets import cpu, cuda, rocm, vulkan
 from stepwell.targets._base import Availability, Capabilities, Option, Target
 
 __all__ = ["Target", "Capabilities", "Option", "Availability", "get", "names", "all_targets",
-           "available", "detect", "host_arch"]
+           "available", "detect", "host_arch", "cpu"]
 
 host_arch = cpu.host_arch
 

@@ -29,6 +29,9 @@ class Capabilities:
     i8_dot: bool = False       # hardware int8 dot products (VNNI, dp4a, dot4...)
     fused_attention: bool = True  # IREE codegen takes iree_linalg_ext.attention whole
     subgroup_size: int | None = None  # GPU subgroup (warp/wave) width; None on CPUs
+    # element types that compile and run correctly but without hardware support: their
+    # conversions are done in integer code (bf16 on CPUs without avx512_bf16/bf16)
+    emulated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,12 @@ class Target:
     # the linalg module right before IREE, after the tuning database configured its ops
     # ("linalg-data-tile" on the x86 cpu targets; docs/tuning.md); "" for none
     data_tiling: str = ""
+    # the vector stage's tiling facts (targets/tiling.py): SIMD register (CPU) or
+    # per-thread vector load (GPU) width in bits (None: measured on this machine),
+    # rows of a matmul tile, and what the width stands for
+    vector_bits: int | None = 128
+    matmul_m: int = 8
+    vector_note: str = ""
 
     @property
     def spec(self) -> str:

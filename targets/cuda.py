@@ -21,6 +21,7 @@ _REFUSED = "iree-compile 3.13 segfaults on this name; use cuda:sm_90 (compiled a
 
 TARGETS = [
     Target("cuda", "cuda", "cuda", (), _AMPERE, "NVIDIA GPUs through CUDA (PTX)",
+           matmul_m=4, vector_note="128-bit loads per thread",
            option_flag="--iree-cuda-target={}", default_option="sm_80",
            options=(
                Option("sm_60", _PASCAL), Option("sm_61", _DP4A), Option("sm_70", _DP4A),

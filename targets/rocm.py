@@ -14,6 +14,7 @@ _RDNA = Capabilities(f16=True, bf16=True, i8_dot=True, subgroup_size=32)
 
 TARGETS = [
     Target("rocm", "rocm", "hip", (), _CDNA, "AMD GPUs through ROCm/HIP",
+           matmul_m=4, vector_note="128-bit loads per thread",
            option_flag="--iree-rocm-target={}", default_option="gfx942",
            options=(
                Option("gfx908", _CDNA), Option("gfx90a", _CDNA), Option("gfx942", _CDNA),

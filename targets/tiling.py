@@ -20,8 +20,10 @@ rules, for a target whose SIMD registers hold ``lanes`` elements (16 f32 on AVX-
   none fits the wanted size stays: ``linalg-vectorize`` peels the loop (whole tiles,
   then one smaller static tile), and masks tiles of dynamic loops.
 
-``linalg-vectorize{tile-sizes=...}`` overrides all of this. ``target="cpu"`` is this
-machine, measured from ``/proc/cpuinfo``; ``STEPWELL_VECTOR_BITS=256`` pretends otherwise.
+``linalg-vectorize{tile-sizes=...}`` overrides all of this. A target's width and
+matmul rows are fields of its table entry (``Target.vector_bits``, ``matmul_m``): a new
+target is still one entry. ``target="cpu"`` is this machine, measured from
+``/proc/cpuinfo``; ``STEPWELL_VECTOR_BITS=256`` pretends otherwise.
 """
 
 from __future__ import annotations
@@ -41,16 +43,9 @@ class VectorTarget:
     note: str = ""
 
 
-# Target name (the part before ':' of "cuda:sm_80") -> its vector facts. The host
-# CPU ("cpu") is measured at run time: AVX-512 -> 512 bits, AVX2 -> 256, else 128.
-TARGETS = {
-    "cpu-generic": VectorTarget("cpu-generic", 128, note="x86-64 baseline (SSE2)"),
-    "cpu-aarch64": VectorTarget("cpu-aarch64", 128, note="Arm NEON"),
-    "cpu-riscv64": VectorTarget("cpu-riscv64", 128, note="RVV at the minimum VLEN of 128"),
-    "vulkan": VectorTarget("vulkan", 128, matmul_m=4, note="vec4 per invocation"),
-    "cuda": VectorTarget("cuda", 128, matmul_m=4, note="128-bit loads per thread"),
-    "rocm": VectorTarget("rocm", 128, matmul_m=4, note="128-bit loads per thread"),
-}
+# A target's vector facts live in its table entry (targets/<family>.py: vector_bits,
+# matmul_m, vector_note); the host CPU ("cpu", vector_bits None) is measured at run
+# time: AVX-512 -> 512 bits, AVX2 -> 256, else 128.
 
 # Named contractions: (batch, m, n, k) loop indices, for callers without the op itself.
 CONTRACTIONS = {
@@ -92,17 +87,19 @@ def host_vector_bits() -> int:
     return 128
 
 
-def vector_target(target: str = "cpu") -> VectorTarget:
-    """The vector facts of ``target`` (``"cpu"`` is this machine)."""
-    name = target.split(":", 1)[0].strip()
-    if name == "cpu":
+def vector_target(target="cpu") -> VectorTarget:
+    """The vector facts of ``target`` (a name, ``"cuda:sm_80"``, or a Target), from its
+    table entry; ``"cpu"`` is this machine."""
+    from stepwell import targets
+    name = getattr(target, "name", None) or str(target).split(":", 1)[0].strip()
+    entry = targets.REGISTRY.get(name)
+    if entry is None:
+        raise ValueError(f"no tiling rules for target '{target}' "
+                         f"(targets: {', '.join(targets.REGISTRY)})")
+    if entry.vector_bits is None:
         bits = int(os.environ.get("STEPWELL_VECTOR_BITS", "0")) or host_vector_bits()
-        return VectorTarget("cpu", bits, note=f"this machine ({bits}-bit SIMD)")
-    try:
-        return TARGETS[name]
-    except KeyError:
-        known = ", ".join(["cpu", *TARGETS])
-        raise ValueError(f"no tiling rules for target '{target}' (targets: {known})") from None
+        return VectorTarget(name, bits, entry.matmul_m, note=f"this machine ({bits}-bit SIMD)")
+    return VectorTarget(name, entry.vector_bits, entry.matmul_m, note=entry.vector_note)
 
 
 def lanes(target: str = "cpu", element_bits: int = 32) -> int:

@@ -29,6 +29,7 @@ _BASELINE = _caps(f16=False, f64=False, i64=False, i8_dot=False, subgroup_size=6
 TARGETS = [
     Target("vulkan", "vulkan-spirv", "vulkan", (), _SOFT,
            "Vulkan GPUs through SPIR-V (default profile: Mesa lavapipe, software)",
+           matmul_m=4, vector_note="vec4 per invocation",
            option_flag="--iree-vulkan-target={}", default_option="llvmpipe",
            options=(
                Option("llvmpipe", _SOFT),

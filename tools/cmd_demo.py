@@ -53,17 +53,26 @@ def run(args) -> int:
         table.add_column(col)
     table.add_row("nn", str(sum(module.op_counts().values())), _top(module.op_counts()))
     stage_times = {}
-    for stage in ("prim", "linalg"):
+    for stage in ("prim", "linalg", "vector"):  # every stage of the ladder, then IREE's two
         start = time.perf_counter()
-        lowered = sw.lower(module, to=stage)
+        staged = sw.lower(module, to=stage, target=args.target)
         stage_times[stage] = time.perf_counter() - start
-        counts = lowered.op_counts()
+        counts = staged.op_counts()
         table.add_row(stage, str(sum(counts.values())), _top(counts))
-    console.print(table)
+        if stage == "linalg":
+            lowered = staged
+    import re
+    from collections import Counter
+    flow = sw.lower(lowered, to="dispatch", target=args.target)
+    kinds = Counter(re.sub(r"^\w+_dispatch_\d+_", "", k).split("_")[0]
+                    for k in re.findall(r"flow\.executable\.export public @(\w+)", flow))
+    table.add_row("dispatch", f"{sum(kinds.values())} dispatches", _top(kinds))
 
     start = time.perf_counter()
     exe = sw.compile(lowered, target=args.target)
     compile_s = time.perf_counter() - start
+    table.add_row("vmfb", f"{len(exe.vmfb) / 1024:.0f} KiB", f"for {exe.target.spec}")
+    console.print(table)
     args_np = [ids, *params.values()]
     got = exe(*args_np)
 
@@ -76,7 +85,8 @@ def run(args) -> int:
     ours_ms = _median_ms(lambda: exe(*args_np), args.repeat)
     jax_ms = _median_ms(lambda: ref_fn(*args_np).block_until_ready(), args.repeat)
     console.print(f"passes: nn->prim {stage_times['prim'] * 1e3:.0f} ms, nn->linalg "
-                  f"{stage_times['linalg'] * 1e3:.0f} ms; IREE compile for {args.target}: {compile_s:.2f} s")
+                  f"{stage_times['linalg'] * 1e3:.0f} ms, nn->vector {stage_times['vector'] * 1e3:.0f} ms; "
+                  f"IREE compile for {args.target}: {compile_s:.2f} s")
     console.print(f"output {tuple(got.shape)} {got.dtype}; largest error against JAX: "
                   f"{err:.2e} (relative {rel:.2e})")
     console.print(f"run time (median of {args.repeat}): stepwell {ours_ms:.3f} ms, jax.jit {jax_ms:.3f} ms")

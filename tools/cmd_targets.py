@@ -2,7 +2,8 @@
 
 One row per target table entry (``stepwell.targets``): the IREE backend, the runtime
 driver, the capabilities passes and tests query (f16, bf16, f64, i64, int8 dot
-products, fused attention, subgroup size), the allowed ``:options`` with the default,
+products, fused attention, subgroup size; ``emulated`` where a type compiles and runs
+without hardware support, as bf16 on a CPU without avx512_bf16), the allowed ``:options`` with the default,
 and whether the target's code can run on this machine: the runtime driver present, a
 device found, or compile only, with the reason and how to get it. A name with an
 option (``cuda:sm_75``) shows that option's capabilities; ``--options`` lists every
@@ -39,7 +40,7 @@ def add_parser(subparsers):
 def _caps(caps) -> dict:
     return {"f16": caps.f16, "bf16": caps.bf16, "f64": caps.f64, "i64": caps.i64,
             "i8_dot": caps.i8_dot, "fused_attention": caps.fused_attention,
-            "subgroup_size": caps.subgroup_size}
+            "subgroup_size": caps.subgroup_size, "emulated": list(caps.emulated)}
 
 
 def availability(t) -> dict:
@@ -102,9 +103,11 @@ def collect(names, *, options: bool = False) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------
-def _mark(value, rich: bool) -> str:
+def _mark(value, rich: bool, emulated: bool = False) -> str:
     if value is None:
         return "-"
+    if value and emulated:  # compiles and runs, without hardware support
+        return "[yellow]emulated[/yellow]" if rich else "emulated"
     if rich:
         return "[green]yes[/green]" if value else "[red]no[/red]"
     return "yes" if value else "no"
@@ -132,7 +135,7 @@ def rows(docs: list[dict], rich: bool = False) -> list[list[str]]:
         if rich:
             here = f"[green]{here}[/green]" if d["available"]["runs"] else f"[yellow]{here}[/yellow]"
         out.append([d["spec"], d["backend"], d["driver"],
-                    *(_mark(c[key], rich) for key, _ in CAPABILITIES),
+                    *(_mark(c[key], rich, key in c["emulated"]) for key, _ in CAPABILITIES),
                     str(c["subgroup_size"] or "-"), here, _options_cell(d)])
     return out
 
@@ -143,7 +146,7 @@ def option_rows(doc: dict) -> list[list[str]]:
         c = o["capabilities"]
         name = o["name"] + (" (default)" if o["name"] == doc["options"]["default"] else "")
         compiled = o["compile_as"] if o["compile_as"] != o["name"] else ""
-        out.append([name, compiled, *("yes" if c[k] else "no" for k, _ in CAPABILITIES),
+        out.append([name, compiled, *(_mark(c[k], False, k in c["emulated"]) for k, _ in CAPABILITIES),
                     str(c["subgroup_size"] or "-")])
     return out
 

@@ -375,7 +375,9 @@ def _process(text: str, name: str, pipeline, args, timings: dict) -> str:
         for step, seconds in pipeline.timings:
             timings[step] = timings.get(step, 0.0) + seconds
         if args.check_numerics:
+            from stepwell.numerics.check import summary
             sys.stderr.write("".join(f"{c}\n" for c in pipeline.numerics_report))
+            sys.stderr.write(summary(pipeline.numerics_report) + "\n")
     if args.stats:
         sys.stderr.write(_stats_report(pipeline))
     start = time.perf_counter()

@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import sys
+import tempfile
 
 import lit.formats
 
@@ -18,9 +19,10 @@ config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".mlir"]
 config.excludes = ["Inputs", "Output"]
 config.test_source_root = os.path.dirname(os.path.abspath(__file__))
-obj_root = getattr(config, "stepwell_obj_root", None)
-if obj_root:
-    config.test_exec_root = obj_root
+# Output/ goes outside the checkout: CMake's build folder, STEPWELL_LIT_OUTPUT, or a
+# fresh temp folder (never tests/lit/Output, which parallel runs would share).
+obj_root = getattr(config, "stepwell_obj_root", None) or os.environ.get("STEPWELL_LIT_OUTPUT")
+config.test_exec_root = obj_root or tempfile.mkdtemp(prefix="stepwell-lit-")
 
 # Not resolved through symlinks: a venv's python is a link to the base interpreter.
 python = getattr(config, "python_executable", None) or sys.executable

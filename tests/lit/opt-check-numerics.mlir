@@ -2,6 +2,7 @@
 // seeded inputs (numpy references while nn/prim ops remain, IREE after), with a report.
 // RUN: stepwell-opt %s --split-input-file --check-numerics --to-linalg -o %t.mlir 2>&1 | FileCheck %s
 // RUN: FileCheck %s --check-prefix=OUT < %t.mlir
+// RUN: stepwell-opt %s --check-numerics --to-vector -o %t.vec.mlir 2>&1 | FileCheck %s --check-prefix=VEC
 // RUN: not stepwell-opt %S/Inputs/check-numerics-dynamic.mlir --check-numerics -p nn-to-prim 2>&1 | FileCheck %s --check-prefix=DYN
 
 // CHECK:      check-numerics: after 'input': ok (interpreter)
@@ -9,6 +10,9 @@
 // CHECK-NEXT: check-numerics: after 'nn-to-prim': ok (interpreter, max abs error
 // CHECK:      check-numerics: after 'prim-to-linalg': ok (iree, max abs error
 // CHECK-NOT:  error:
+// CHECK:      check-numerics: summary: {{[0-9]+}} checked, 0 skipped
+// VEC:        check-numerics: after 'linalg-vectorize': skipped (
+// VEC:        check-numerics: summary: {{[0-9]+}} checked, 1 skipped (not checked: linalg-vectorize)
 // OUT:        func.func @main
 // OUT:        linalg.generic
 // OUT-NOT:    "nn.

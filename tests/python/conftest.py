@@ -9,10 +9,11 @@ never depend on a user's ``~/.cache/stepwell``. ``STEPWELL_TEST_CACHE_DIR`` name
 folder to keep between runs instead (faster local reruns).
 
 ``run_target``: the numeric suites take it to run on each of
-``target_checks.suite_targets()``: cpu; vulkan (marked ``vulkan``); cuda and rocm
+``target_checks.suite_targets()``: cpu; cpu-generic (baseline x86-64); vulkan (marked ``vulkan``); cuda and rocm
 (marked ``gpu``) where a device is found; or ``STEPWELL_TEST_TARGETS=cpu,vulkan:...``.
 It is module-scoped, so a suite compiles its module once per target; a target that
-cannot run here skips with the reason. Vulkan is pinned to Mesa's lavapipe
+cannot run here skips with the reason. Module-level numpy Generators are reseeded per
+test (``seeding.py``): inputs never depend on test order. Vulkan is pinned to Mesa's lavapipe
 (``VK_ICD_FILENAMES``) when that is installed and no driver was chosen.
 """
 
@@ -21,6 +22,7 @@ import os
 import pytest
 from hypothesis import settings
 
+from seeding import per_test_rngs  # noqa: F401  (autouse: per-test seeds, seeding.py)
 from target_checks import pin_lavapipe, target_params
 
 settings.register_profile("ci", max_examples=10, derandomize=True, deadline=None)

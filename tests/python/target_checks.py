@@ -18,11 +18,12 @@ import pytest
 # Mesa's software Vulkan driver: CI pins the Vulkan loader to it.
 LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
 
-# Targets the numeric suites run on, with the marker that selects them. cpu and vulkan
+# Targets the numeric suites run on, with the marker that selects them. cpu, cpu-generic
+# (baseline x86-64: what a CPU without AVX-512 or native bf16 compiles) and vulkan
 # are always listed (one that cannot run skips with the reason); the GPU targets only
 # where their device is found. STEPWELL_TEST_TARGETS=cpu,cuda:sm_86 chooses others.
-RUN_TARGETS = {"cpu": None, "vulkan": "vulkan", "cuda": "gpu", "rocm": "gpu"}
-ALWAYS = ("cpu", "vulkan")
+RUN_TARGETS = {"cpu": None, "cpu-generic": None, "vulkan": "vulkan", "cuda": "gpu", "rocm": "gpu"}
+ALWAYS = ("cpu", "cpu-generic", "vulkan")
 
 # Targets that only compile here (no device): the same programs are compiled for them.
 COMPILE_ONLY = ("cpu-aarch64", "cpu-riscv64", "cuda", "rocm")

@@ -63,8 +63,11 @@ def test_key_includes_the_versions(monkeypatch):
     monkeypatch.setattr(version, "__version__", "999.0")
     assert cache.key("t", "cpu", "llvm-cpu", "auto", []) != base
     monkeypatch.undo()
-    # the real compiler version is part of the key: the installed IREE's
+    # the real compiler version is part of the key: the installed IREE's, read afresh
+    # (not a value an earlier call or test left in the module)
+    monkeypatch.setattr(cache, "_COMPILER_VERSION", None)
     assert cache.compiler_version().startswith(metadata.version("iree-base-compiler"))
+    assert cache.key("t", "cpu", "llvm-cpu", "auto", []) == base
     monkeypatch.setattr(cache, "_COMPILER_VERSION", "other-iree")
     assert cache.key("t", "cpu", "llvm-cpu", "auto", []) != base
 

@@ -130,7 +130,6 @@ def test_stepwell_opt_check_numerics(broken, tmp_path, capsys):
     assert "check-numerics: after 'nn-to-prim': ok" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not sw.jax.raise_available(), reason="the stablehlo-to-nn pass is not installed")
 def test_raising_is_checked_against_the_stablehlo():
     """The StableHLO input runs through IREE, the raised module with the numpy references."""
     import jax

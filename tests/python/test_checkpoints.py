@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
-nn = pytest.importorskip("flax.linen")
+import flax.linen as nn
+import jax
 
 from stepwell.export import checkpoints as ck  # noqa: E402
 from stepwell.core.diagnostics import StepwellError  # noqa: E402
@@ -50,7 +50,7 @@ def test_round_trip(model, tmp_path, fmt):
 
 
 def test_orbax(model, tmp_path):
-    ocp = pytest.importorskip("orbax.checkpoint")
+    import orbax.checkpoint as ocp  # comes with flax
     _, _, variables, template = model
     with ocp.PyTreeCheckpointer() as c:
         c.save(str(tmp_path / "orbax"), variables)

@@ -266,9 +266,10 @@ def test_verify_diagnostics_unexpected_success(tmp_path, capsys):
     assert rc == 1 and 'expected error "boom" was not produced' in err
 
 
-def test_verify_diagnostics_pass_error(tmp_path, capsys):
+def test_verify_diagnostics_pass_error(tmp_path, capsys, monkeypatch):
     # An IR-invalidating pass: the post-pass verifier's error can be expected too.
-    from stepwell.core.passes_base import Pass, register
+    from stepwell.core.passes_base import PASSES, Pass, register
+    monkeypatch.setitem(PASSES, "test-opt-break-types", None)  # removed again after the test
 
     @register
     class BreakTypes(Pass):

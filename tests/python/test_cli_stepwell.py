@@ -25,7 +25,8 @@ BIN = os.path.dirname(sys.executable)
 
 
 def stepwell(*args, cwd=None):
-    return subprocess.run([os.path.join(BIN, "stepwell"), *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([os.path.join(BIN, "stepwell"), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,10 @@ def test_demo_agrees_with_jax():
     r = stepwell("demo", "--repeat", "3")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "agrees with JAX" in r.stdout
-    for stage in ("nn", "prim", "linalg"):
-        assert stage in r.stdout
+    rows = {cells[0] for line in r.stdout.splitlines()  # (the table's first column)
+            for cells in [line.replace("│", " ").replace("|", " ").split()] if cells}
+    for stage in ("nn", "prim", "linalg", "vector", "dispatch", "vmfb"):  # every stage of the ladder
+        assert stage in rows, (stage, r.stdout)
+    assert "dispatches" in r.stdout and "KiB" in r.stdout
     err = float(r.stdout.split("largest error against JAX: ")[1].split()[0])
     assert err < 1e-4

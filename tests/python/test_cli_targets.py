@@ -19,7 +19,8 @@ BIN = os.path.dirname(sys.executable)
 
 
 def stepwell(*args):
-    return subprocess.run([os.path.join(BIN, "stepwell"), *args], capture_output=True, text=True)
+    return subprocess.run([os.path.join(BIN, "stepwell"), *args], capture_output=True, text=True,
+                          timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def test_json_lists_every_target(listing):
         t = sw.targets.get(name)
         assert (d["spec"], d["backend"], d["driver"]) == (t.spec, t.backend, t.driver)
         assert set(d["capabilities"]) == {"f16", "bf16", "f64", "i64", "i8_dot", "fused_attention",
-                                          "subgroup_size"}
+                                          "subgroup_size", "emulated"}
+        assert d["capabilities"]["emulated"] == list(t.capabilities.emulated)
         a = d["available"]
         assert set(a) == {"runs", "status", "driver_present", "device_found", "reason", "how"}
         assert a["runs"] == bool(sw.targets.available(name)) and a["reason"]

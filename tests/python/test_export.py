@@ -10,11 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
+import jax
 import jax.numpy as jnp  # noqa: E402
 
 import stepwell as sw  # noqa: E402
 from stepwell import export as ex  # noqa: E402
+from stepwell.export import integrity
 from stepwell.export.manifest import sha256
 from stepwell.core.diagnostics import StepwellError  # noqa: E402
 
@@ -58,11 +59,15 @@ def broken(exported, tmp_path):
     return path
 
 
-def rewrite_manifest(path, edit):
+def rewrite_manifest(path, edit, reseal=True):
+    """Edit the manifest; ``reseal``: as a writer would (a consistent folder), else as
+    a hand edit (its seal no longer matches)."""
     file = os.path.join(path, ex.MANIFEST)
     with open(file) as f:
         manifest = json.load(f)
     edit(manifest)
+    if reseal:
+        integrity.seal(manifest)
     with open(file, "w") as f:
         json.dump(manifest, f)
 
@@ -84,6 +89,7 @@ def test_folder_and_manifest(exported):
         on_disk = json.load(f)
     assert on_disk == manifest
     assert manifest["format"] == "stepwell-export" and manifest["schema"] == 1
+    assert manifest["raised"] is True and "raise_failure" not in manifest
     assert manifest["target"] == "cpu" and manifest["driver"] == "local-task"
     assert set(manifest["versions"]) >= {"stepwell", "iree_compiler", "iree_runtime", "jax"}
     main = manifest["entry_points"]["main"]
@@ -304,3 +310,22 @@ def test_bfloat16_parameters_and_odd_names(tmp_path):
         ("bias é/1", "float32"), ("w", "bfloat16")]
     got = sw.load(str(tmp_path / "bf16"))(x)
     np.testing.assert_allclose(got, np.asarray(jax.jit(fn)(params, x)), rtol=2e-2, atol=2e-2)
+
+
+def test_raising_fallback_is_recorded(tmp_path, monkeypatch, caplog):
+    """raise_ops=None falls back to plain StableHLO when raising fails: the manifest
+    says so (``raised`` false, ``raise_failure`` why), not only a log line."""
+    from stepwell.frontends.jax import importer
+
+    def broken(module):
+        raise StepwellError("stablehlo-to-nn: simulated failure")
+    monkeypatch.setattr(importer, "raise_stablehlo", broken)
+    params = make_params()
+    x = np.ones((2, 16), np.float32)
+    manifest = sw.jax.export(mlp, params, x, path=str(tmp_path / "plain"))
+    assert manifest["raised"] is False
+    assert manifest["raise_failure"] == "stablehlo-to-nn: simulated failure"
+    assert "raised module did not compile" in caplog.text
+    assert_close(sw.load(str(tmp_path / "plain"))(x), reference(params, x))
+    with pytest.raises(StepwellError, match="simulated failure"):
+        sw.jax.export(mlp, params, x, path=str(tmp_path / "strict"), raise_ops=True)

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
+import jax
 import jax.numpy as jnp  # noqa: E402
 
 import stepwell as sw  # noqa: E402

@@ -20,7 +20,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import stepwell as sw
-from stepwell.jax import raise_available
 from stepwell.numerics.testing import assert_matches_jax
 
 slow = pytest.mark.slow
@@ -135,7 +134,6 @@ def test_function_slow(name, raise_ops):
     assert_matches_jax(fn, *_arrays(len(name), *specs), raise_ops=raise_ops)
 
 
-@pytest.mark.skipif(not raise_available(), reason="the stablehlo-to-nn pass is not installed")
 def test_raising_finds_the_composites():
     """What sw.jax.jit compiles for these is nn, not StableHLO (no compile here)."""
     for name, op in [("softmax", "nn.softmax"), ("gelu_erf", "nn.gelu"), ("gelu_tanh", "nn.gelu"),

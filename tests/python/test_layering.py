@@ -31,6 +31,7 @@ LAYERS = [
     {"bench", "distributed"},
     {"api"},
     {"tools"},
+    {"fuzz"},  # drives the CLIs (stepwell-opt in a worker) and sw.jax.jit
 ]
 RANK = {concern: i for i, layer in enumerate(LAYERS) for concern in layer}
 FACADE = {"stepwell", "stepwell._compat", "stepwell.jax"}

@@ -95,10 +95,13 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_them():
     assert readme[:4] == [
         "```",
         'python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && stepwell demo',
-        "python -m pytest",
+        "python -m pytest -n auto",
         "```",
     ]
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert ci[0] == "#!/usr/bin/env bash" and "set -euo pipefail" in ci
-    assert 'pip install -e ".[test]"' in ci and "stepwell demo" in ci and ci[-1] == "python -m pytest"
-    assert os.access(ROOT / ".ci" / "run", os.X_OK)
+    assert 'pip install -e ".[test]"' in ci and "stepwell demo" in ci and ci[-1] == readme[2]
+    for script in ("run", "under-load", "scheduled"):
+        assert os.access(ROOT / ".ci" / script, os.X_OK), script
+    load = (ROOT / ".ci" / "under-load").read_text()
+    assert ".ci/run" in load and "while :; do :; done" in load  # CI with every core busy

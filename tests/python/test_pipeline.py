@@ -10,7 +10,7 @@ import pytest
 import stepwell as sw
 from stepwell import passes, pipelines
 from stepwell.core.diagnostics import StepwellError
-from stepwell.core.passes_base import Pass, register
+from stepwell.core.passes_base import PASSES, Pass, register
 from stepwell.core.pipeline import Instrumentation, PipelineSyntaxError, parse_elements, parse_options
 
 IR = """\
@@ -26,7 +26,6 @@ func.func @f(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
 """
 
 
-@register
 class OptionsPass(Pass):
     """Test pass with one option of each supported kind."""
     name = "test-pipeline-options"
@@ -42,7 +41,6 @@ class OptionsPass(Pass):
         self.seen.append(module.name)
 
 
-@register
 class InvalidatingPass(Pass):
     """Test pass that leaves an nn.add with one operand behind."""
     name = "test-pipeline-invalidate"
@@ -60,13 +58,24 @@ class InvalidatingPass(Pass):
                 return
 
 
-@register
 class CrashingPass(Pass):
     """Test pass that raises an internal error."""
     name = "test-pipeline-crash"
 
     def run(self, module):
         raise KeyError("deliberate")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _test_passes():
+    """The test passes are registered while this module's tests run, then removed: the
+    global registry other tests (and --list-passes) see stays the shipped one."""
+    test_passes = (OptionsPass, InvalidatingPass, CrashingPass)
+    for cls in test_passes:
+        register(cls)
+    yield
+    for cls in test_passes:  # (shipped passes registered meanwhile, on first use, stay)
+        PASSES.pop(cls.name, None)
 
 
 # ---------------------------------------------------------------------------

@@ -92,11 +92,30 @@ def test_policy_structure(imported):
     assert_close(interpreter.run(m, X)[0].astype(want.dtype), want)
 
 
+def _constant_bytes(module) -> dict[str, int]:
+    """Bytes of each non-splat tensor constant in the module IREE is handed, by type:
+    the weight storage a compiled module carries (its code size varies by CPU)."""
+    from stepwell.compiler.driver import prepare
+    from stepwell.core.ir import ir
+    from stepwell.core.verifier import walk
+    m = prepare(module, target=sw.targets.get("cpu"))
+    out = {}
+    for op in walk(m.operation):
+        value = op.attributes["value"] if op.name == "arith.constant" else None
+        if isinstance(value, ir.DenseElementsAttr) and not value.is_splat:
+            t = sw.TensorType.from_mlir(op.result.type)
+            out[str(t)] = out.get(str(t), 0) + int(np.prod(t.shape)) * t.numpy_dtype().itemsize
+    return out
+
+
 def test_weights_take_half_the_memory(imported):
-    f32 = sw.compile(imported, target="cpu")
-    bf16 = sw.compile(imported, target="cpu", precision="bf16")
+    """Weight storage, not .vmfb size: an AVX2-only CPU's bf16 module carries more
+    emulation code than an AVX-512-BF16 one, so whole-module sizes measure code too."""
+    f32 = _constant_bytes(imported)
+    bf16 = _constant_bytes(apply_policy(imported, "bf16"))
     weights = sum(v.nbytes for k, v in PARAMS.items() if k.startswith("w"))
-    assert len(f32.vmfb) - len(bf16.vmfb) > 0.4 * weights
+    assert sum(f32.values()) - sum(bf16.values()) == weights // 2, (f32, bf16)
+    assert {t for t in bf16 if t.endswith("xbf16>")} == {"tensor<32x64xbf16>", "tensor<64x16xbf16>"}
 
 
 def test_options_and_errors():
@@ -139,10 +158,11 @@ def test_cli_precision(tmp_path):
                    "  return %1 : tensor<4x16xf32>\n}\n")
     exe = os.path.join(os.path.dirname(sys.executable), "stepwell")
     r = subprocess.run([exe, "compile", str(src), "--compile-to", "nn", "--precision", "bf16"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert '"nn.matmul"' in r.stdout and "(tensor<4x8xbf16>, tensor<8x16xbf16>) -> tensor<4x16xf32>" in r.stdout
-    r = subprocess.run([exe, "compile", str(src), "--precision", "int3"], capture_output=True, text=True)
+    r = subprocess.run([exe, "compile", str(src), "--precision", "int3"], capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 1 and "unknown precision 'int3'" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -244,17 +244,9 @@ def compiled(run_target):
 
 
 def _compile(module, target):
-    """A callable per function: sw.compile when it exists, else IREE directly (CPU)."""
-    try:
-        exe = sw.compile(module, target=target)
-        return lambda name: exe.function(name)
-    except (ImportError, AttributeError):
-        import iree.compiler
-        import iree.runtime
-        vmfb = iree.compiler.compile_str(str(module), target_backends=["llvm-cpu"],
-                                         extra_args=["--iree-llvmcpu-target-cpu=host"])
-        bound = iree.runtime.load_vm_flatbuffer(vmfb, driver="local-task")
-        return lambda name: (lambda *xs: getattr(bound, name)(*xs).to_host())
+    """A callable per function of the module compiled for ``target``."""
+    exe = sw.compile(module, target=target)
+    return lambda name: exe.function(name)
 
 
 def reference(c: dict) -> np.ndarray:
@@ -321,9 +313,6 @@ FUSED = ("fused_attention",)  # iree_linalg_ext.attention must compile for the t
 
 @pytest.fixture(scope="module")
 def attention_compiled(run_target):
-    from stepwell import passes
-    if passes.get("nn-to-prim") is None:
-        pytest.skip("nn-to-prim is not available")
     skip_unsupported(run_target, what="iree_linalg_ext.attention (prim-to-linalg{attention=true})",
                      needs=FUSED)
     text, n = _attention_module(run_target)

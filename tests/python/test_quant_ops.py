@@ -7,6 +7,7 @@ verifier's errors."""
 from __future__ import annotations
 
 import re
+import zlib
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ import stepwell as sw
 from stepwell.compiler import driver as compiler
 from stepwell.numerics import interpreter
 from stepwell.core import quantize as qz
+
+import quant_reference as ref
 
 # -- numpy math ---------------------------------------------------------------------------
 
@@ -106,7 +109,7 @@ def _qd_function(name, bits, axis, group_size, symmetric):
 
 def _ql_function(name, bits, group_size, symmetric, bias, batch=(2, 3), k=64, n=16):
     """quantized_linear of a random weight; returns (text, args, numpy expectation)."""
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))  # hash(str) changes per process
     w = (rng.standard_normal((k, n)) / 8).astype(np.float32)
     x = rng.standard_normal(batch + (k,)).astype(np.float32)
     q, s, z = qz.quantize_weight(w, bits, group_size, symmetric)
@@ -123,7 +126,7 @@ def _ql_function(name, bits, group_size, symmetric, bias, batch=(2, 3), k=64, n=
     text = (f"func.func @{name}({', '.join(f'{v}: {t}' for v, t in zip(names, types))}) -> {out} {{\n"
             f'  %y = "nn.quantized_linear"({", ".join(names)}) {{bits = {bits} : i64, group_size = {group_size} : i64}}'
             f" : ({', '.join(types)}) -> {out}\n  return %y : {out}\n}}\n")
-    want = x @ qz.dequantize_weight(q, s, None if symmetric else z, bits, group_size) + (b if bias else 0)
+    want = x @ ref.dequantize(q, s, None if symmetric else z, bits, group_size, 0) + (b if bias else 0)
     return text, arrays, want
 
 
@@ -154,8 +157,9 @@ def test_quantize_dequantize_match_numpy(quant_module, case):
     name, bits, axis, group_size, symmetric = case
     m, prim, exe, cases = quant_module
     args, (s, z) = cases[name]
-    want_q = qz.quantize(X, s, z, bits, group_size, axis)
-    want_d = qz.dequantize(want_q, s, z, bits, group_size, axis)
+    want_q = ref.quantize(X, s, z, bits, group_size, axis)  # an independent reference
+    want_q = ref.pack(want_q) if bits == 4 else want_q
+    want_d = ref.dequantize(want_q, s, z, bits, group_size, axis)
     for how, got in (("nn", interpreter.run(m, *args, function=name)),
                      ("prim", interpreter.run(prim, *args, function=name)),
                      ("cpu", exe.function(name)(*args))):
@@ -271,3 +275,25 @@ def test_verifier_errors(op, types, message):
     with pytest.raises(sw.VerifyError) as e:
         sw.parse(text, name="q.mlir")
     assert str(e.value).splitlines()[0] == f"q.mlir:2:8: error: {message}"
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("axis, group_size", [(0, 4), (1, 8), (1, 0)])
+@pytest.mark.parametrize("symmetric", [True, False], ids=["sym", "asym"])
+def test_scales_and_packing_match_an_independent_reference(bits, axis, group_size, symmetric):
+    """The quantization math the ops' specs share (stepwell.core.quantize) against
+    quant_reference.py, element by element: scales, zero points, values, int4 packing."""
+    s, z = qz.compute_scales(X, bits, group_size, axis, symmetric)
+    rs, rz = ref.scales(X, bits, group_size, axis, symmetric)
+    np.testing.assert_array_equal(s, rs)
+    if symmetric:
+        assert z is None and rz is None
+    else:
+        np.testing.assert_array_equal(z, rz)
+    q = qz.quantize(X, s, z, bits, group_size, axis, pack=False)
+    np.testing.assert_array_equal(q, ref.quantize(X, rs, rz, bits, group_size, axis))
+    if bits == 4:
+        np.testing.assert_array_equal(qz.pack_int4(q), ref.pack(q))
+        np.testing.assert_array_equal(qz.unpack_int4(ref.pack(q)), q)
+    np.testing.assert_array_equal(qz.dequantize(q, s, z, bits, group_size, axis, packed=False),
+                                  ref.dequantize(q, rs, rz, bits, group_size, axis, packed=False))

@@ -188,6 +188,31 @@ def test_new_target_is_one_entry():
     assert not entry.resolve().capabilities.f16
 
 
+def test_new_target_brings_its_tiles_in_its_entry(monkeypatch):
+    """The vector stage's facts are fields of the entry: no second table to edit."""
+    from stepwell.targets import tiling
+    entry = Target("npu", "llvm-cpu", "local-task", vector_bits=256, matmul_m=2, vector_note="npu lanes")
+    monkeypatch.setitem(sw.targets.REGISTRY, "npu", entry)
+    vt = tiling.vector_target("npu")
+    assert (vt.vector_bits, vt.matmul_m, vt.note) == (256, 2, "npu lanes")
+    assert tiling.choose_tile_sizes("linalg.matmul", [64, 64, 64], "npu") == [2, 16, 8]
+    with pytest.raises(ValueError, match="no tiling rules for target 'tpu'"):
+        tiling.vector_target("tpu")
+
+
+@pytest.mark.parametrize("spec, rows, cols", [("cuda:sm_80", 4, 8), ("cpu-aarch64", 8, 8), ("vulkan", 4, 8)])
+def test_to_vector_for_a_target_uses_its_tiles(spec, rows, cols):
+    """sw.lower(m, "vector", target=...) (and stepwell compile --compile-to vector
+    --target ...) tiles for that target, not for this machine."""
+    import re
+    m = sw.parse("func.func @main(%a: tensor<64x128xf32>, %b: tensor<128x256xf32>) -> tensor<64x256xf32> {\n"
+                 '  %0 = "nn.matmul"(%a, %b) : (tensor<64x128xf32>, tensor<128x256xf32>) -> tensor<64x256xf32>\n'
+                 "  return %0 : tensor<64x256xf32>\n}\n")
+    text = str(sw.lower(m, "vector", target=spec))
+    # the accumulator tile is matmul_m x (2 * lanes): 128-bit vectors hold 4 f32
+    assert f"vector<{rows}x{cols}xf32>" in text, sorted(set(re.findall(r"vector<[\dx]+xf32>", text)))
+
+
 # -- availability -----------------------------------------------------------------
 def test_available_host_cpu():
     av = sw.targets.available("cpu")

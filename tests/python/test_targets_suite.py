@@ -94,24 +94,34 @@ def test_programs_run_on_gpu(programs, host, spec):
     av = sw.targets.available(spec)
     if not av:
         pytest.skip(f"{spec}: {av.reason}")
+    import jax
+
+    from test_nn_e2e import PROGRAMS  # the programs' JAX twins: the oracle, not our CPU build
     exe = sw.compile(programs, target=spec)
     rng = np.random.default_rng(0)
     for name in PROGRAM_NAMES:
         fn = host.function(name)
         args = [rng.standard_normal(sw.TensorType.parse(t).shape).astype(np.float32) * 0.2
                 for t in fn.arg_types]
-        want = fn(*args)
+        want = np.asarray(jax.jit(PROGRAMS[name][0])(*args))
         got = exe.function(name)(*args)
         rel = np.max(np.abs(got - want)) / np.max(np.abs(want))
         assert rel < 1e-4, f"{name} on {spec}: relative error {rel:.2e}"
 
 
 # -- the suites' target list and the capability table they skip by -----------------------
-def test_suite_runs_cpu_and_lists_vulkan():
+def test_suite_runs_cpu_and_cpu_generic_and_lists_vulkan():
     targets = suite_targets()
-    if not os.environ.get("STEPWELL_TEST_TARGETS"):
-        assert targets[:2] == ["cpu", "vulkan"]
-    assert "cpu" in runnable_targets() or "cpu" not in targets
+    chosen = os.environ.get("STEPWELL_TEST_TARGETS")
+    if chosen:
+        assert targets == [t.strip() for t in chosen.split(",") if t.strip()]
+    else:
+        assert targets[:3] == ["cpu", "cpu-generic", "vulkan"]
+    runnable = runnable_targets()
+    assert "cpu" in runnable or "cpu" not in targets  # the host always runs its own code
+    if sw.targets.host_arch() == "x86_64":  # baseline x86-64 code runs on every x86-64
+        assert "cpu-generic" in runnable or "cpu-generic" not in targets
+    assert runnable, "no target of the numeric suites runs here"
 
 
 def test_lavapipe_is_pinned_and_found():

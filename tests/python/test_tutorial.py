@@ -46,7 +46,7 @@ def test_tutorial_runs(tmp_path):
                 exec(compile(body, TUTORIAL, "exec"), namespace)
                 continue
             for cmd, expected, error in commands(body):
-                r = subprocess.run(cmd, shell=True, capture_output=True, text=True, env=env)
+                r = subprocess.run(cmd, shell=True, capture_output=True, text=True, env=env, timeout=600)
                 if error is not None:
                     assert r.returncode == 1, f"{cmd}: expected failure, got {r.returncode}"
                     assert error in r.stderr, f"{cmd}: stderr was {r.stderr!r}"

@@ -131,7 +131,10 @@ def test_matmul_becomes_contract_on_tiles():
     assert ops.count("scf.for") == 3
     for name in ("vector.transfer_read", "vector.contract", "vector.transfer_write"):
         assert name in ops, name
-    assert loop_steps(m) == tiling.choose_tile_sizes("linalg.matmul", [64, 256, 128])
+    # the documented rule (targets/tiling.py), computed here from the SIMD width alone:
+    # M x N x K = 8 x 2*lanes x lanes, lanes = f32 elements per register
+    lanes = tiling.host_vector_bits() // 32
+    assert loop_steps(m) == [8, 2 * lanes, lanes]
 
 
 def test_output_is_clean_payload():
@@ -221,6 +224,7 @@ def test_unsupported_ops_stay_and_the_rest_is_vectorized():
     ops = names(m)
     assert "linalg.softmax" in ops
     assert "linalg.matmul" not in ops and "vector.contract" in ops
+    assert 'stepwell.not_vectorized = "no tiling rule applies' in str(m)
 
 
 CONV3D_AND_MATMUL = """
@@ -242,7 +246,14 @@ def test_a_failing_op_is_left_alone():
     ops = names(m)
     assert ops.count("linalg.conv_3d_ndhwc_dhwcf") == 1 and "scf.for" in ops
     assert "linalg.matmul" not in ops and "vector.contract" in ops
-    assert "stepwell.vectorize_id" not in str(m) and "transform" not in str(m)
+    assert "stepwell.vectorize_id" not in str(m) and "transform." not in str(m)
+    # the op left as is says so (a recorded outcome, not a silent one) ...
+    assert 'stepwell.not_vectorized = "the transform (tiles [0, 1, 1, 0, 0, 1, 1, 0, 0]) failed on it"' in str(m)
+    assert str(m).count("stepwell.not_vectorized") == 1
+    # ... and strict=true makes it an error at the op
+    with pytest.raises(sw.StepwellError, match=r":5:\d+: error: linalg-vectorize: 'linalg.conv_3d_ndhwc_dhwcf' "
+                                               r"was not vectorized: the transform .* failed on it"):
+        vectorize(CONV3D_AND_MATMUL, "linalg-vectorize{strict=true}")
 
 
 def test_ragged_sizes_are_peeled():
@@ -377,8 +388,8 @@ def _as_dispatch(m) -> str:
 
 
 def _run(text: str, *args):
-    iree_compiler = pytest.importorskip("iree.compiler")
-    rt = pytest.importorskip("iree.runtime")
+    import iree.compiler as iree_compiler
+    import iree.runtime as rt
     m = vectorize(text, "linalg-vectorize,canonicalize,cse")
     vmfb = iree_compiler.compile_str(
         _as_dispatch(m), target_backends=["llvm-cpu"],

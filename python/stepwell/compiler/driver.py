@@ -11,8 +11,9 @@ failures become :class:`StepwellError` with IREE's own error lines.
 StableHLO (from JAX, or a file) goes to IREE as such: a module holding StableHLO
 ops is compiled with ``--iree-input-type=stablehlo`` (IREE's StableHLO input
 conversion leaves linalg alone, so raised ``nn``/``prim`` ops lowered to linalg and
-leftover StableHLO compile together). Ops IREE 3.13 is known to fail or crash on
-are named first (``stepwell.stablehlo_input``); a compiler that still dies by a
+leftover StableHLO compile together). An op IREE 3.13 is known to crash on is named
+before IREE runs; one it is known to fail on is named after IREE failed, with the
+reason (``stepwell.compiler.stablehlo_screen``); a compiler that still dies by a
 signal is reported as one error naming the op from its stack dump.
 
 ``iree-compile`` runs as a subprocess (``iree.compiler.tools.compile_str``), so a
@@ -30,10 +31,13 @@ from stepwell.compiler import cache as disk_cache
 from stepwell.compiler import devices
 from stepwell.core import opspec, verifier
 from stepwell.compiler import stablehlo_screen
+from stepwell.compiler.link_errors import link_diagnostics
 from stepwell.core import stablehlo
 from stepwell.core.diagnostics import Diagnostic, StepwellError, at
-from stepwell.core.ir import context, iree_tools
+from stepwell.core.ir import context, iree_tools, ir
 from stepwell.core.module import Module, parse
+from stepwell.core.pipeline import Pipeline
+from stepwell.core.types import TensorType
 
 __all__ = ["compile", "compile_to", "compile_vmfb", "check_compilable", "clear_cache",
            "input_type"]
@@ -165,20 +169,38 @@ def prepare(module, stage_input: str = "auto", precision: str | None = None, tar
     if precision is not None:  # a precision policy (nn-precision / nn-quantize-weights)
         from stepwell.passes.nn_precision import apply_policy
         module = apply_policy(module, precision)
+    lowered = owned = False
     if mesh is not None or devices.needs_partitioning(module):
-        module = devices.partition(module, mesh)  # a copy over the mesh's devices
-    lowered = False
+        module, owned = devices.partition(module, mesh), True  # a copy over the mesh's devices
     if _has_custom_ops(module):
         stages = _stages()
         if stages is not None:
             module = stages.lower(module, to="linalg", target=target)
-            lowered = True
+            lowered = owned = True
     if any(op.name.startswith("sdy.") for op in verifier.walk(module.operation)):
-        if not lowered:
-            module = module.clone()
+        if not owned:
+            module, owned = module.clone(), True
         stablehlo.strip_shardy(module)
+    rewrites = _stablehlo_rewrites(module)
+    if rewrites:  # StableHLO that IREE 3.13 mishandles, written as linalg first
+        module = module if owned else module.clone()
+        Pipeline(",".join(rewrites)).run(module)
     check_compilable(module, lowered=lowered)
     return module
+
+
+def _stablehlo_rewrites(module: Module) -> list[str]:
+    """The passes the module needs before IREE: ``stablehlo-low-float-convert`` (an int
+    -> bf16 convert leaves a __truncsfbf2 call on AVX2 CPUs; a float -> bf16 one can
+    lose its rounding in a fusion)."""
+    from stepwell.passes.stablehlo_low_float_convert import needs_rewrite
+    out = []
+    for op in verifier.walk(module.operation):
+        if op.name == "stablehlo.convert" and "stablehlo-low-float-convert" not in out:
+            x, r = (TensorType.from_mlir(v.type) for v in (op.operands[0], op.results[0]))
+            if x and r and needs_rewrite(x.dtype, r.dtype):
+                out.append("stablehlo-low-float-convert")
+    return out
 
 
 def _stages():
@@ -239,7 +261,12 @@ def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: b
             out = iree_tools.compile_str(text, target_backends=backends,
                                          extra_args=all_flags, input_type=input_type)
         except iree_tools.CompilerToolError as e:
-            raise StepwellError(iree_diagnostics(str(e), module.name, target, module=module)) from None
+            diags = iree_diagnostics(str(e), module.name, target, module=module)
+            crashed = any("iree-compile crashed" in d.message for d in diags)  # (names the op)
+            explained = None if crashed else stablehlo_screen.explain_failure(module, diags)
+            if explained is None and not crashed and not any(d.line for d in diags):
+                diags = _located(module, diags, target, all_flags, input_type)
+            raise (explained or StepwellError(diags)) from None
         if use_disk:
             disk_cache.put(key, out)
     if len(out) <= _CACHE_ENTRY_MAX:
@@ -248,6 +275,30 @@ def _run_iree(module: Module, target, flags: tuple, input_type: str, *, cache: b
             while sum(len(v) for v in _CACHE.values()) > _CACHE_BYTES:
                 _CACHE.popitem(last=False)
     return out
+
+
+def _located(module: Module, diags: list, target, flags, input_type: str) -> list:
+    """IREE's unlocated failure, led by an error at the op that completes it (found by
+    compiling prefixes of the entry function: ``stepwell.compiler.locate``)."""
+    from stepwell.compiler.locate import first_failing_op
+
+    def fails(m) -> bool:
+        try:
+            iree_tools.compile_str(m.print(debuginfo=True), target_backends=[target.backend],
+                                   extra_args=list(flags), input_type=input_type)
+        except iree_tools.CompilerToolError:
+            return True
+        return False
+    op = first_failing_op(module, fails)
+    if op is None:
+        return diags
+    what = f"'{op.name}'"
+    if op.name == "func.call" and "callee" in op.attributes:
+        what += f" of {ir.FlatSymbolRefAttr(op.attributes['callee']).value}"
+    lead = at(op.location, f"iree-compile cannot compile {what} here (with the ops before it "
+                           f"in this function; IREE's error names no op): {diags[0].message}",
+              display_name=module.name)
+    return [lead, *(Diagnostic(d.message, "note", d.file, d.line, d.col) for d in diags[1:])]
 
 
 _DIAG_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+)(?::(?P<col>\d+))?: "
@@ -266,6 +317,9 @@ def iree_diagnostics(stderr: str, name: str, target, *, module: Module | None = 
     if code and int(code[1]) < 0 and module is not None:
         return stablehlo_screen.crash_diagnostics(stderr, module, target.spec, -int(code[1]))
     body = stderr.split("Diagnostics:", 1)[-1].split("Invoked with:", 1)[0]
+    linked = link_diagnostics(body, name, target, module)
+    if linked:
+        return linked
     diags: list[Diagnostic] = []
     errors = 0
     for line in body.splitlines():

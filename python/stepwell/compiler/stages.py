@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from stepwell.core.diagnostics import StepwellError
-from stepwell.core.module import Module
+from stepwell.core.module import Module, as_module
 from stepwell.core.pipeline import Pipeline
 
 STAGES = ("nn", "prim", "linalg", "vector", "dispatch", "vmfb")
@@ -20,16 +20,16 @@ def check_stage(stage: str) -> str:
 
 
 def pipeline_text(to: str, target=None) -> str:
-    """The pipeline from ``nn`` to stage ``to``: the named pipeline, or, for a target
-    with ``pass_options`` (``prim-to-linalg{widen=true}`` on the x86 cpu targets), its
-    expansion with those passes run with their options."""
+    """The pipeline from ``nn`` to stage ``to``: the named pipeline, or, for a target,
+    its expansion with the target's ``pass_options`` (``prim-to-linalg{widen=true}`` on
+    the x86 cpu targets) and ``linalg-vectorize{target=<name>}`` (that target's tiles)."""
     name = PIPELINES[check_stage(to)]
     if target is None or not name:
         return name
     from stepwell import pipelines, targets
-    options = {p.split("{", 1)[0]: p for p in targets.get(target).pass_options}
-    if not options:
-        return name
+    t = targets.get(target)
+    options = {p.split("{", 1)[0]: p for p in t.pass_options}
+    options.setdefault("linalg-vectorize", f"linalg-vectorize{{target={t.name}}}")  # its tiles
 
     def expand(item: str) -> list[str]:
         inner = pipelines.get(item)
@@ -38,7 +38,7 @@ def pipeline_text(to: str, target=None) -> str:
 
 
 def lower(module: Module, to: str = "linalg", *, target=None, snapshots: bool = False):
-    """A copy of ``module`` lowered to stage ``to``.
+    """A copy of ``module`` (a Module or MLIR text) lowered to stage ``to``.
 
     ``nn``/``prim``/``linalg``/``vector`` return a :class:`Module`; ``dispatch``
     returns IREE's flow-level IR as text, ``vmfb`` the compiled module's bytes.
@@ -46,6 +46,7 @@ def lower(module: Module, to: str = "linalg", *, target=None, snapshots: bool = 
     target's pass options, as :func:`stepwell.compile` does.
     """
     check_stage(to)
+    module = as_module(module, "sw.lower")
     if to in ("dispatch", "vmfb"):
         from stepwell.compiler import driver as compiler
         target = target or "cpu"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 
 from stepwell.core import verifier
 from stepwell.core.diagnostics import Diagnostic, StepwellError, from_mlir_error
@@ -62,6 +63,7 @@ def parse(text: str, *, name: str = "-", verify: bool = True) -> Module:
     """Parse MLIR text into a verified :class:`Module`; errors are located diagnostics."""
     if not text.strip():
         raise StepwellError([Diagnostic("input is empty: expected an MLIR module", "error", name)])
+    _check_nesting(text, name)
     try:
         mlir_module = ir.Module.parse(text, context())
     except ir.MLIRError as e:
@@ -72,6 +74,41 @@ def parse(text: str, *, name: str = "-", verify: bool = True) -> Module:
     if verify:
         module.verify()
     return module
+
+
+MAX_NESTING = 256  # regions and attribute dictionaries inside each other
+_BRACES = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|[{}]')
+
+
+def _check_nesting(text: str, name: str) -> None:
+    """Refuse braces nested deeper than MAX_NESTING, at the first one too deep: MLIR's
+    parser recurses once per level (5000 nested modules overflow its stack: a
+    segfault) and so do the verifier's walks (a RecursionError past ~1000)."""
+    depth = 0
+    for m in _BRACES.finditer(text):
+        c = m.group()
+        if c == "{":
+            depth += 1
+            if depth > MAX_NESTING:
+                line = text.count("\n", 0, m.start()) + 1
+                col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+                raise StepwellError([Diagnostic(f"regions or attribute dictionaries nested deeper than "
+                                                f"{MAX_NESTING} levels are not supported", "error",
+                                                name, line, col)])
+        elif c == "}":
+            depth -= 1
+
+
+def as_module(value, what: str = "this") -> Module:
+    """``value`` as a :class:`Module`: MLIR text (str or bytes) is parsed; anything
+    else but a Module is refused with a StepwellError naming its type."""
+    if isinstance(value, Module):
+        return value
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return parse(value)
+    raise StepwellError(f"{what} takes a stepwell Module or MLIR text, not {type(value).__name__}")
 
 
 def _parse_without_shardy(text: str):

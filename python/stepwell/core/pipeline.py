@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from stepwell.core import hooks, verifier
 from stepwell.core.diagnostics import Diagnostic, StepwellError, from_mlir_error, renamed
 from stepwell.core.ir import context, ir, passmanager
+from stepwell.core.module import as_module
 from stepwell.core.passes_base import suggest
 
 
@@ -260,7 +261,9 @@ class Pipeline:
         return "builtin.module(" + ",".join(s.text for s in self.steps) + ")"
 
     def run(self, module):
-        """Run every pass on ``module`` in place (verifying after each); returns it."""
+        """Run every pass on ``module`` in place (verifying after each); returns it.
+        MLIR text is parsed first: the returned module is then the result."""
+        module = as_module(module, "Pipeline.run")
         self.snapshots, self.timings = [], []
         if self.keep_snapshots:
             self.snapshots.append(("input", module.print()))

@@ -10,7 +10,8 @@ import os
 import numpy as np
 
 from stepwell.core.diagnostics import Diagnostic, StepwellError
-from stepwell.export.manifest import (PARAMS, SCOPE, VMFB, check_versions, np_dtype,
+from stepwell.export import integrity
+from stepwell.export.manifest import (MANIFEST, PARAMS, SCOPE, VMFB, check_versions, np_dtype,
                                       read_manifest, verify_files)
 from stepwell.export.pytree import OPAQUE, flatten, is_array, unflatten
 
@@ -30,6 +31,7 @@ def load(path, *, target=None, verify: bool = True, devices: int | None = None) 
     manifest = read_manifest(path)
     verify_files(path, manifest, hashes=verify)
     tgt = targets.get(target or manifest["target"])
+    integrity.check_cpu(os.path.join(path, MANIFEST), manifest, targets.get(manifest["target"]))
     check_versions(manifest)
 
     params_file = os.path.join(path, PARAMS)
@@ -42,6 +44,7 @@ def load(path, *, target=None, verify: bool = True, devices: int | None = None) 
         raise StepwellError(f"'{params_file}' is not a valid parameter archive: {why}") from None
     entries = {k: v for k, v in index.items()}
     problems = []
+    size = os.path.getsize(params_file)
     for p in manifest["parameters"]:
         entry = entries.get(p["name"])
         want = int(np.prod(p["shape"], dtype=np.int64)) * np.dtype(np_dtype(p["dtype"])).itemsize
@@ -50,6 +53,11 @@ def load(path, *, target=None, verify: bool = True, devices: int | None = None) 
         elif entry.length != want:
             problems.append(f"parameter '{p['name']}' in '{params_file}' has {entry.length} bytes, "
                             f"expected {want} ({p['dtype']}{p['shape']})")
+        elif entry.is_file and entry.file_storage[1] + entry.length > size:
+            # IREE indexes an archive cut short in its data without complaint
+            problems.append(f"parameter '{p['name']}' in '{params_file}' is cut short: its "
+                            f"{entry.length} bytes at offset {entry.file_storage[1]} run past "
+                            f"the end of the file ({size} bytes)")
     if problems:
         raise StepwellError([Diagnostic(m, "error") for m in problems])
 
@@ -58,6 +66,11 @@ def load(path, *, target=None, verify: bool = True, devices: int | None = None) 
             vmfb = f.read()
     except OSError as e:
         raise StepwellError(f"cannot read '{os.path.join(path, VMFB)}': {e.strerror}") from None
+    built_for = targets.detect(vmfb)
+    if built_for is not None and (built_for.backend, built_for.arch) != (tgt.backend, tgt.arch):
+        raise StepwellError(f"'{os.path.join(path, VMFB)}' holds code for {built_for.backend}"
+                            f"{' ' + built_for.arch if built_for.arch else ''}, not for target "
+                            f"'{tgt.spec}' ({tgt.backend}{' ' + tgt.arch if tgt.arch else ''})")
     exe = Executable(vmfb, tgt, parameters=index, parameter_scope=manifest.get("parameter_scope", SCOPE),
                      devices=devices)
     exe._vm_module(os.path.join(path, VMFB))  # a bad module fails here, not at the first call

@@ -81,6 +81,8 @@ def read_manifest(path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StepwellError(f"'{file}' is not a stepwell export manifest (no \"format\": "
                             f"\"{FORMAT}\")")
+    from stepwell.export import integrity
+    integrity.check_not_newer(file, manifest, SCHEMA)
     schema = manifest.get("schema")
     if schema != SCHEMA:
         raise StepwellError(f"'{file}' has schema {schema!r}; this stepwell reads schema "
@@ -88,6 +90,8 @@ def read_manifest(path) -> dict:
     for key in ("target", "entry_points", "parameters", "files"):
         if key not in manifest:
             raise StepwellError(f"'{file}' is missing \"{key}\"")
+    integrity.check_structure(file, manifest)
+    integrity.check_seal(file, manifest)
     return manifest
 
 

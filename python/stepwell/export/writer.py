@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from stepwell.core.diagnostics import Diagnostic, StepwellError
+from stepwell.export import integrity
 from stepwell.export.manifest import (BATCH, FORMAT, MANIFEST, PARAMS, SCHEMA, SCOPE, VMFB, dtype_name,
                                       io, sha256, versions)
 from stepwell.export.params import quantized_leaves, write_parameters
@@ -39,7 +40,8 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     dimension of every input of rank >= 1 symbolic, so any batch size runs.
     ``raise_ops``: raise StableHLO to ``nn`` first (None: when the pass is
     installed, falling back to plain StableHLO if raising or compiling the raised
-    module fails; True: raise or fail; False: never). ``flags``: extra iree-compile
+    module fails, with the manifest's ``raised`` false and ``raise_failure`` saying
+    why; True: raise or fail; False: never). ``flags``: extra iree-compile
     flags. Returns the manifest (a dict, also written to ``manifest.json``).
 
     ``quantize="int8"|"int4"`` stores the weights of the linear layers quantized
@@ -100,6 +102,7 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     module = jimport.import_function(fn, param_specs, *spec_args, raise_ops=False,
                                      name=f"<export:{fn_name}>")
     raised = False
+    raise_failure = None  # why the raised module was not used (recorded in the manifest)
     vmfb = None
     if want_raise:
         candidate = module.clone()
@@ -117,8 +120,9 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
         except StepwellError as e:
             if raise_ops or qopts is not None:
                 raise
+            raise_failure = e.diagnostics[0].message
             log.warning("export: the raised module did not compile (%s); compiling the "
-                        "StableHLO as JAX emitted it", e.diagnostics[0].message)
+                        "StableHLO as JAX emitted it", raise_failure)
     if vmfb is None:
         module = wrap(module, len(names), names)
         try:
@@ -169,6 +173,8 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
                                                 param_quant)],
         "compile_seconds": round(compile_s, 3),
     }
+    if raise_failure is not None:
+        manifest["raise_failure"] = raise_failure
     if plan is not None:
         manifest["quantization"] = xq.summary(plan, qopts, {
             w.source: int(np.prod(param_avals[w.source].shape, dtype=np.int64))
@@ -222,6 +228,11 @@ def _write(path: str, vmfb: bytes, flat_params, names, types, manifest: dict) ->
             for fname in (VMFB, PARAMS)}
         manifest["parameter_bytes"] = sum(
             int(np.prod(t.shape, dtype=np.int64)) * t.numpy_dtype().itemsize for t in types)
+        if manifest.get("target", "").split(":")[0] == "cpu":  # host code: the CPU it may need
+            from stepwell import targets
+            manifest["cpu"] = {"arch": targets.host_arch(),
+                               "features": sorted(targets.cpu.codegen_features())}
+        integrity.seal(manifest)
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1)
             f.write("\n")

@@ -15,7 +15,8 @@ reference. After each pass that changed the IR it runs again on the same inputs:
   cache) and running it on ``target`` (the host CPU by default).
 
 A state that can be neither interpreted nor compiled (e.g. the ``vector`` stage) is
-skipped and shown as such in the report. The first pass whose results differ from
+skipped and shown as such in the report, and named again in its last line
+(:func:`summary`: ``N checked, K skipped (not checked: ...)``). The first pass whose results differ from
 the reference by more than the tolerance raises :class:`NumericsError`:
 ``numerics changed after pass 'X': max abs error 2 at output 0 of @main``.
 
@@ -61,6 +62,15 @@ class Check:
             return f"check-numerics: after '{self.step}': IR unchanged"
         err = "" if self.max_error is None else f", max abs error {self.max_error:.3g}"
         return f"check-numerics: after '{self.step}': ok ({self.how}{err})"
+
+
+def summary(report: list) -> str:
+    """The report's last line: how many states were compared, and which were skipped
+    (a skipped state was not checked: it must not read as a pass)."""
+    checked = [c for c in report if c.how in ("interpreter", "iree")]
+    skipped = [c.step for c in report if c.how == "skipped"]
+    line = f"check-numerics: summary: {len(checked)} checked, {len(skipped)} skipped"
+    return line + (f" (not checked: {', '.join(skipped)})" if skipped else "")
 
 
 def _functions(module) -> list:

@@ -29,6 +29,23 @@ def _function(module, name: str):
     raise StepwellError(f"no function '{name}' in the module")
 
 
+def _checked_input(value: np.ndarray, mlir_type, function: str, index: int) -> np.ndarray:
+    """``value`` if it fits the argument's tensor type (static dims and dtype), else a
+    StepwellError saying what was expected, like a compiled Executable does."""
+    t = TensorType.from_mlir(mlir_type)
+    if t is None:
+        return value
+    fits = value.ndim == t.rank and all(d is None or d == n for d, n in zip(t.shape, value.shape))
+    try:
+        fits = fits and value.dtype == t.numpy_dtype()
+    except ValueError:  # an element type numpy lacks: the shape check is all there is
+        pass
+    if not fits:
+        got = f"{value.dtype}[{','.join(map(str, value.shape))}]"
+        raise StepwellError(f"function '{function}' argument {index} expects {t}, got {got}")
+    return value
+
+
 def run(module, *inputs, function: str = "main") -> list[np.ndarray]:
     """Run ``function`` on numpy ``inputs``; returns its results as a list."""
     mlir_module = getattr(module, "mlir", module)
@@ -37,8 +54,8 @@ def run(module, *inputs, function: str = "main") -> list[np.ndarray]:
     if len(inputs) != len(block.arguments):
         raise StepwellError(f"function '{function}' takes {len(block.arguments)} inputs, got {len(inputs)}")
     env = {}
-    for arg, value in zip(block.arguments, inputs):
-        env[arg] = np.asarray(value)
+    for i, (arg, value) in enumerate(zip(block.arguments, inputs)):
+        env[arg] = _checked_input(np.asarray(value), arg.type, function, i)
     for view in block.operations:
         op = view.operation
         args = [env[v] for v in op.operands]

@@ -226,18 +226,16 @@ def raise_available() -> bool:
 
 
 def raise_stablehlo(module: JaxModule) -> bool:
-    """Run ``stablehlo-to-nn`` on ``module`` in place if the pass exists; whether it ran.
+    """Run ``stablehlo-to-nn`` on ``module`` in place (a StepwellError if the pass is
+    missing); returns True.
     What it raised is kept in ``module.raise_report`` (``stepwell.raising.Report``)."""
-    if not raise_available():
-        return False
+    if not raise_available():  # it ships with stepwell: a broken install, said so
+        raise StepwellError(f"raise_ops=True needs the '{RAISE_PASS}' pass, which is not "
+                            "registered (reinstall stepwell); raise_ops=False compiles the "
+                            "StableHLO as it is")
     try:
-        try:
-            from stepwell.frontends.jax import raising
-        except ImportError:
-            from stepwell.core.pipeline import Pipeline
-            Pipeline(RAISE_PASS).run(module)
-        else:
-            module.raise_report = raising.raise_stablehlo(module)
+        from stepwell.frontends.jax import raising
+        module.raise_report = raising.raise_stablehlo(module)
     except StepwellError as e:
         raise type(e)(e.diagnostics + [Diagnostic(
             "raising StableHLO to nn failed; sw.jax.import_function(..., raise_ops=False) / "

@@ -253,8 +253,12 @@ def explain(error: StepwellError, module: JaxModule, fn, raise_ops: bool) -> Ste
         lead = (f"sw.jax.jit({name}): {what} cannot be compiled by stepwell"
                 + (f": {first[2]}" if first[2] else ""))
     else:
-        lead = f"sw.jax.jit({name}): compiling the function failed"
+        located = next((d for d in error.diagnostics if d.line), None)  # e.g. compiler.locate's
+        lead = f"sw.jax.jit({name}): compiling the function failed" + (
+            f": {located.message}" if located else "")
     file, line, col = location_parts(first[1].location) if found and first[1] is not None else (None,) * 3
+    if not found and located:
+        file, line, col = located.file, located.line, located.col
     diags = [Diagnostic(lead, "error", file or module.name, line, col)]
     diags += [Diagnostic(d.message, "note" if d.severity == "error" else d.severity, d.file, d.line, d.col)
               for d in error.diagnostics]
