@@ -138,8 +138,9 @@ def reshape_chain_rule(name: str):
         if source.type == op.results[0].type:
             rewriter.replace_op(op, [source])
         else:
-            with rewriter.ip, op.location:
-                new = ir.Operation.create(name, results=[op.results[0].type], operands=[source])
+            with rewriter.ip, op.location:  # (the outer reshape's sizes describe the result)
+                new = ir.Operation.create(name, results=[op.results[0].type],
+                                          operands=[source] + list(op.operands)[1:])
             rewriter.replace_op(op, new)
         if not list(inner.results[0].uses):
             rewriter.erase_op(inner)
