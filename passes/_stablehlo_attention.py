@@ -207,7 +207,9 @@ def attention(op, b):
         return None
     # build (sizes as ints, or index values where dynamic)
     sizes1 = _letter_dims(b, (l1, c1.operands[0]), (r1, c1.operands[1]))
-    sizes2 = _letter_dims(b, (l2, op.operands[0]), (r2, op.operands[1]))
+    # (P's sizes from the scores' letters: a tensor.dim of P would keep the softmax alive)
+    sizes2 = {p_of[c]: sizes1[c] for c in p_of} | {
+        c: d for c, d in _letter_dims(b, (v_l, vv)).items() if c not in p_of.values()}
     q4 = _to_bhsd(b, qv, q_l, nb + [sq, d], sizes1, nb)
     k4 = _to_bhsd(b, kv, k_l, nb + [ks, d], sizes1, nb)
     v4 = _to_bhsd(b, vv, v_l, v_order, sizes2, [p_of[c] for c in nb])

@@ -68,10 +68,12 @@ def users(value) -> list:
 
 
 def splat(value):
-    """The scalar of a constant whose elements are all equal, else None."""
+    """The scalar of a constant whose elements are all equal (or of a broadcast of one:
+    a splat of a dynamic shape), else None."""
     op = producer(value, "arith.constant", "stablehlo.constant")
     if op is None:
-        return None
+        bcast = producer(value, "prim.broadcast")
+        return splat(bcast.operands[0]) if bcast is not None else None
     a = op.attributes["value"]
     if not isinstance(a, (ir.DenseFPElementsAttr, ir.DenseIntElementsAttr)):
         return None

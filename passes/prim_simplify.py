@@ -104,9 +104,13 @@ def _constant(value) -> _Const | None:
 
 
 def _splat_scalar(value):
-    """The Python scalar of a splat constant defining ``value``, else None."""
+    """The Python scalar of a splat constant defining ``value`` (or of a broadcast of one:
+    a splat of a dynamic shape), else None."""
     const = _constant(value)
-    return const.value.item() if const is not None and const.splat else None
+    if const is None:
+        bcast = _producer(value, "prim.broadcast")
+        return _splat_scalar(bcast.operands[0]) if bcast is not None else None
+    return const.value.item() if const.splat else None
 
 
 def _scalar_attr(element_type, value) -> ir.Attribute:
