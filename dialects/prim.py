@@ -326,6 +326,30 @@ op("prim.concat", "Concatenates operands along `axis`.",
    infer=_concat_infer, reference=lambda s, inputs: np.concatenate(inputs, axis=s.axis))
 
 
+def _update_slice_infer(s):
+    x, u = s.x, s.update
+    check(u.rank == x.rank, f"update {u} must have the rank of x {x}")
+    check(u.dtype == x.dtype, f"update element type {u.dtype} differs from x {x.dtype}")
+    check(len(s.offsets) == x.rank, f"takes one offset per dimension of {x} ({x.rank}), found {len(s.offsets)}")
+    for i, (a, b) in enumerate(zip(u.shape, x.shape)):
+        check(a is None or b is None or a <= b, f"update dimension {i} ({a}) exceeds x's ({b})")
+    return x
+
+
+def _update_slice_ref(s, x, update, offsets):
+    out = np.array(x, copy=True)
+    # each offset is clamped into [0, size - update size], as in jax.lax.dynamic_update_slice
+    start = [min(max(int(o), 0), d - u) for o, d, u in zip(offsets, x.shape, update.shape)]
+    out[tuple(slice(a, a + u) for a, u in zip(start, update.shape))] = update
+    return out
+
+
+op("prim.update_slice", "x with `update` written at run-time `offsets` (one index per dimension, "
+   "clamped so that the update fits, like jax.lax.dynamic_update_slice).",
+   operands=["x", "update", Operand("offsets", "one index per dimension", variadic=True, index=True)],
+   infer=_update_slice_infer, reference=_update_slice_ref)
+
+
 def _gather_infer(s):
     check(not is_float(s.ids.dtype) and s.ids.dtype != "i1", f"ids must be integers, found {s.ids}")
     axis = norm_axis(s.axis, s.table.rank)

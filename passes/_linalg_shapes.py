@@ -143,6 +143,13 @@ def lower_reshape(op, e, args):
         return e(f"tensor.collapse_shape {args[0]} {_groups_text(groups)} : {x} into {res}")
     if x.rank < res.rank and (groups := reassociation(res.shape, x.shape)) is not None:
         return _expand(e, args[0], x, res, groups, known)
+    mid = x.with_shape([d for d in x.shape if d != 1])
+    if [d for d in res.shape if d != 1] == list(mid.shape) and not known:  # moves unit dims only
+        value = args[0]
+        if mid.rank < x.rank:
+            value = e(f"tensor.collapse_shape {value} {_groups_text(reassociation(x.shape, mid.shape))} "
+                      f": {x} into {mid}")
+        return _expand(e, value, mid, res, reassociation(res.shape, mid.shape)) if mid.rank < res.rank else value
     if None in res.shape and len(known) < res.shape.count(None):
         raise Unsupported(f"a dynamic reshape from {x} to {res} without the result's sizes")
     flat = x.with_shape([int(np.prod(x.shape))] if None not in x.shape else [None])
@@ -243,3 +250,18 @@ def lower_iota(op, e, args):
 
     return e.generic([], e.empty(res, dynamic_sizes(res, args)), res, [identity(res.rank)],
                      ["parallel"] * res.rank, body)
+
+
+# update_slice: tensor.insert_slice at the offsets clamped into [0, size - update size].
+def lower_update_slice(op, e, args):
+    x, u = (ttype(v) for v in op.operands[:2])
+    offsets, sizes = [], []
+    for i, off in enumerate(args[2:]):
+        n = e.index(u.shape[i]) if u.shape[i] is not None else e.dim(args[1], u, i)
+        size = e.index(x.shape[i]) if x.shape[i] is not None else e.dim(args[0], x, i)
+        room = e(f"arith.subi {size}, {n} : index")
+        offsets.append(e(f"arith.minsi {e(f'arith.maxsi {off}, {e.index(0)} : index')}, {room} : index"))
+        sizes.append(str(u.shape[i]) if u.shape[i] is not None else n)
+    ones = ", ".join("1" for _ in range(x.rank))
+    return e(f"tensor.insert_slice {args[1]} into {args[0]}[{', '.join(offsets)}] [{', '.join(sizes)}] "
+             f"[{ones}] : {u} into {x}")

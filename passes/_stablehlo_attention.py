@@ -208,7 +208,8 @@ def attention(op, b):
     # build (sizes as ints, or index values where dynamic)
     sizes1 = _letter_dims(b, (l1, c1.operands[0]), (r1, c1.operands[1]))
     # (P's sizes from the scores' letters: a tensor.dim of P would keep the softmax alive)
-    sizes2 = {p_of[c]: sizes1[c] for c in p_of} | {
+    p_static = {c: d for c, d in zip(p_l, shape(op.operands[p_side])) if d is not None}
+    sizes2 = p_static | {p_of[c]: sizes1[c] for c in p_of} | {
         c: d for c, d in _letter_dims(b, (v_l, vv)).items() if c not in p_of.values()}
     q4 = _to_bhsd(b, qv, q_l, nb + [sq, d], sizes1, nb)
     k4 = _to_bhsd(b, kv, k_l, nb + [ks, d], sizes1, nb)

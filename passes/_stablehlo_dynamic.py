@@ -246,6 +246,16 @@ def dynamic_gather(op, b):
     return b.reshape(y, [b.dim(y, i) for i in kept])
 
 
+# dynamic_update_slice(x, update, starts...) -> prim.update_slice at the starts' index values.
+def dynamic_update_slice(op, b):
+    x, update, *starts = op.operands
+    entries = [shape_entries(v) for v in starts]
+    if any(e is None or len(e) != 1 for e in entries) or len(entries) != len(shape(x)):
+        return None
+    emit = Emitter(b)
+    return b._op("prim.update_slice", x, update, *[emit.value(e[0]) for e in entries])
+
+
 # get_dimension_size(x) {dimension} -> the i32 tensor of tensor.dim.
 def get_dimension_size(op, b):
     return b.scalar_of(b.dim(op.operands[0], attr(op, "dimension")), ttype(op.results[0]).dtype)
@@ -258,4 +268,5 @@ RULES = {
     "stablehlo.real_dynamic_slice": real_dynamic_slice,
     "stablehlo.dynamic_gather": dynamic_gather,
     "stablehlo.get_dimension_size": get_dimension_size,
+    "stablehlo.dynamic_update_slice": dynamic_update_slice,
 }

@@ -11,7 +11,7 @@ from stepwell.core.opspec import is_custom
 from stepwell.passes._linalg_conv import lower_conv
 from stepwell.passes._linalg_shapes import (lower_broadcast, lower_cast, lower_concat, lower_gather,
                                             lower_iota, lower_pad, lower_reduce, lower_reshape,
-                                            lower_slice, lower_transpose)
+                                            lower_slice, lower_transpose, lower_update_slice)
 from stepwell.passes._linalg_text import (narrow, Unsupported, amap, attr, convert, floats_wide, function_text,
                                           identity, splice, ttype)
 from stepwell.core.passes_base import Pass, fail_at, producer, register, splat_value as _splat
@@ -215,7 +215,7 @@ LOWERINGS = {
     "prim.reduce": lower_reduce, "prim.transpose": lower_transpose, "prim.reshape": lower_reshape,
     "prim.cast": lower_cast, "prim.slice": lower_slice, "prim.pad": lower_pad,
     "prim.concat": lower_concat, "prim.gather": lower_gather, "prim.iota": lower_iota,
-    "prim.conv": lower_conv,
+    "prim.conv": lower_conv, "prim.update_slice": lower_update_slice,
 }
 
 

@@ -77,7 +77,8 @@ def input_names(fn, arg_leaves) -> list[str]:
     return out
 
 
-def trace(name, fn, example_args, dims, param_specs, param_names, *, dynamic_batch: bool) -> Entry:
+def trace(name, fn, example_args, dims, param_specs, param_names, *, dynamic_batch: bool,
+          limits=None) -> Entry:
     """Lower ``fn(params, *example_args)`` with JAX (symbolic dimensions as asked)."""
     import jax
 
@@ -85,7 +86,8 @@ def trace(name, fn, example_args, dims, param_specs, param_names, *, dynamic_bat
     from stepwell.frontends.jax.dims import symbolic_specs
     leaves = jax.tree_util.tree_flatten_with_path(example_args)[0]
     names = input_names(fn, leaves)
-    specs = symbolic_specs(example_args, dynamic_batch=dynamic_batch, dynamic_dims=dims, names=names)
+    specs = symbolic_specs(example_args, dynamic_batch=dynamic_batch, dynamic_dims=dims, names=names,
+                           limits=limits)
     fn_name = getattr(fn, "__name__", None) or type(fn).__name__
     module = jimport.import_function(fn, param_specs, *specs, raise_ops=False, name=f"<export:{fn_name}>",
                                      input_names=list(param_names) + names)

@@ -97,7 +97,7 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
         raise StepwellError(f"export(quantize={quantize!r}) finds the linear layers at the nn level: "
                             + ("it cannot be combined with raise_ops=False" if raise_ops is False
                                else "the stablehlo-to-nn raising is not available"))
-    entries = [xe.trace(n, f, args, dims, param_specs, names, dynamic_batch=dynamic_batch)
+    entries = [xe.trace(n, f, args, dims, param_specs, names, dynamic_batch=dynamic_batch, limits=limits)
                for n, f, args, dims in xe.entries_of(fn, example_args, dynamic_dims)]
     plan = vmfb = wrapped = module = None
     raised = False

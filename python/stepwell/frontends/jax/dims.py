@@ -22,6 +22,7 @@ input 'ids' dimension 0").
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -35,10 +36,11 @@ def is_symbolic(d) -> bool:
 
 
 def symbolic_specs(example_args, *, dynamic_batch: bool = False, dynamic_dims=None,
-                   names=None) -> tuple:
+                   names=None, limits=None) -> tuple:
     """``example_args`` with their dynamic dimensions symbolic (``jax.ShapeDtypeStruct``
     leaves), sharing one scope so that equal names are one symbol. ``names``: the
-    flat inputs' names, for messages."""
+    flat inputs' names, for messages; ``limits``: ``{symbol: max size}``, given to JAX
+    as constraints (``"s <= 1024"``: the function may then slice or pad to that size)."""
     import jax
     from jax import export
 
@@ -66,8 +68,11 @@ def symbolic_specs(example_args, *, dynamic_batch: bool = False, dynamic_dims=No
     if isinstance(dynamic_dims, tuple) and len(dynamic_dims) != len(example_args):
         raise StepwellError(f"dynamic_dims has {len(dynamic_dims)} entries for {len(example_args)} "
                             "arguments: give one shape spec (or None) per argument")
+    used = " ".join(str(x) for x in jax.tree.leaves(dynamic_dims))
+    constraints = [f"{k} <= {v}" for k, v in (limits or {}).items()
+                   if re.search(rf"\b{re.escape(k)}\b", used)]
     try:
-        specs = export.symbolic_args_specs(tuple(example_args), dynamic_dims)
+        specs = export.symbolic_args_specs(tuple(example_args), dynamic_dims, constraints=constraints)
     except (ValueError, TypeError) as e:
         raise StepwellError(f"dynamic_dims {dynamic_dims!r}: {e}".split("\n")[0]) from None
     for i, (leaf, spec) in enumerate(zip(leaves, jax.tree.leaves(specs))):
