@@ -27,7 +27,7 @@ LAYERS = [
     {"compiler"},
     {"frontends"},
     {"export", "numerics"},
-    {"bench"},
+    {"bench", "generate"},
     {"api"},
     {"tools"},
 ]

@@ -53,6 +53,7 @@ ROUND_TRIP = [
         x, _dim(x, 0), _dim(x, 0), dims=[0, 2], result_type=tt("?x?x4xf32"))),
     ("prim.slice", ["?x8xf32"], lambda x: sw.prim.slice(x, _dim(x, 0), start=[0, 2], limit=[-1, 6])),
     ("prim.iota", ["?xf32"], lambda x: sw.prim.iota(_dim(x, 0), dim=0, result_type=tt("?x3xi32"))),
+    ("prim.update_slice", ["?x8xf32", "1x8xf32"], lambda x, u: sw.prim.update_slice(x, u, _dim(x, 0), _dim(u, 0))),
     ("prim.cast", ["4x8xf32"], lambda x: sw.prim.cast(x, result_type=tt("4x8xbf16"))),
     ("prim.slice", ["8x8xf32"], lambda x: sw.prim.slice(x, start=[1, 0], limit=[7, 8], stride=[2, 1])),
     ("prim.slice", ["8x8xf32"], lambda x: sw.prim.slice(x, start=[0, 2], limit=[4, 6])),
@@ -222,6 +223,15 @@ NEGATIVE = [
     ("prim.iota", [], "{dim = 0 : i64}", "?x8xi32",
      "iota of tensor<?x8xi32> needs the sizes of its dynamic dimensions (index operands)"),
     ("prim.iota", ["4xi32"], "{dim = 0 : i64}", "4xi32", "operand 'sizes' must be index, found tensor<4xi32>"),
+    # prim.update_slice
+    ("prim.update_slice", ["4x8xf32", "2x8xf32", "index"], "", "4x8xf32",
+     "takes one offset per dimension of tensor<4x8xf32> (2), found 1"),
+    ("prim.update_slice", ["4x8xf32", "2x9xf32", "index", "index"], "", "4x8xf32",
+     "update dimension 1 (9) exceeds x's (8)"),
+    ("prim.update_slice", ["4x8xf32", "2x8xf16", "index", "index"], "", "4x8xf32",
+     "update element type f16 differs from x f32"),
+    ("prim.update_slice", ["4x8xf32", "8xf32", "index"], "", "4x8xf32",
+     "update tensor<8xf32> must have the rank of x tensor<4x8xf32>"),
     # prim.conv
     ("prim.conv", ["1x8x8x3xf32", "3x3x4x8xf32"], "", "1x6x6x8xf32",
      "weight input channels 4 x groups 1 must equal input channels 3"),
@@ -524,6 +534,30 @@ def test_slice_matches_lax_slice(data, seed):
     assert_matches(unit, jax.lax.slice(x, start, limit))
 
 
+@given(data=st.data(), seed=seeds)
+def test_update_slice_matches_dynamic_update_slice(data, seed):
+    shape = data.draw(shapes(1, 3, 6))
+    ushape = [data.draw(st.integers(1, d)) for d in shape]
+    offsets = [data.draw(st.integers(0, d + 2)) for d in shape]  # too large: clamped (as StableHLO)
+    rng = np.random.default_rng(seed)
+    x, u = normal(rng, shape), normal(rng, ushape)
+    ours = evaluate("prim.update_slice", [x, u, *offsets], {})
+    assert_matches(ours, jax.lax.dynamic_update_slice(x, u, offsets))
+
+
+def test_run_time_sizes_match_jax():
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    ours = evaluate("prim.slice", [x, 2], {"start": [1, 0], "limit": [-1, 4], "stride": [2, 1]},
+                    TensorType((None, 4), "f32"))
+    assert_matches(ours, jax.lax.slice(x, (1, 0), (5, 4), (2, 1)))
+    ours = evaluate("prim.broadcast", [x[0], 3], {"dims": [1]}, TensorType((None, 4), "f32"))
+    assert_matches(ours, jnp.broadcast_to(x[0], (3, 4)))
+    ours = evaluate("prim.reshape", [x, 3, 8], {}, TensorType((None, None), "f32"))
+    assert_matches(ours, jnp.reshape(x, (3, 8)))
+    ours = evaluate("prim.iota", [5], {"dim": 0}, TensorType((None, 2), "i32"))
+    assert_matches(ours, jax.lax.broadcasted_iota(np.int32, (5, 2), 0))
+
+
 @pytest.mark.parametrize("dtype", ["f32", "i32"])
 @given(data=st.data(), seed=seeds)
 def test_pad_matches_lax_pad(dtype, data, seed):
@@ -640,6 +674,7 @@ NUMERIC_TESTS = {
     "prim.pad": test_pad_matches_lax_pad, "prim.concat": test_concat_matches_jnp,
     "prim.gather": test_gather_matches_take_clamped, "prim.iota": test_iota_matches_broadcasted_iota,
     "prim.conv": test_conv_matches_conv_general_dilated,
+    "prim.update_slice": test_update_slice_matches_dynamic_update_slice,
 }
 
 
