@@ -134,6 +134,9 @@ def reshape_chain_rule(name: str):
         inner = producer(op.operands[0], name)
         if inner is None:
             return NO_MATCH
+        dynamic = str(op.results[0].type).count("?")
+        if len(op.operands) == 1 and len(inner.operands) > 1 and dynamic > 1:
+            return NO_MATCH  # (the inner's sizes are what tells the dynamic dims apart)
         source = inner.operands[0]
         if source.type == op.results[0].type:
             rewriter.replace_op(op, [source])
