@@ -524,3 +524,18 @@ func.func @map_static_meets_dynamic(%x: tensor<?x4xf32>, %y: tensor<3x4xf32>) ->
   %0 = "prim.map"(%x, %y) {fn = "add"} : (tensor<?x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
   return %0 : tensor<3x4xf32>
 }
+
+// -----
+
+// update_slice: tensor.insert_slice at offsets clamped into [0, size - update size].
+// CHECK-LABEL: func.func @update_slice
+// CHECK: %[[D:.*]] = tensor.dim %arg0, %{{.*}} : tensor<2x?x16xf32>
+// CHECK: %[[ROOM:.*]] = arith.subi %[[D]], %{{.*}} : index
+// CHECK: %[[LO:.*]] = arith.maxsi %arg2, %{{.*}} : index
+// CHECK: %[[P:.*]] = arith.minsi %[[LO]], %[[ROOM]] : index
+// CHECK: tensor.insert_slice %arg1 into %arg0[%{{.*}}, %[[P]], %{{.*}}] [2, 1, 16] [1, 1, 1] : tensor<2x1x16xf32> into tensor<2x?x16xf32>
+func.func @update_slice(%c: tensor<2x?x16xf32>, %u: tensor<2x1x16xf32>, %p: index) -> tensor<2x?x16xf32> {
+  %c0 = arith.constant 0 : index
+  %0 = "prim.update_slice"(%c, %u, %c0, %p, %c0) : (tensor<2x?x16xf32>, tensor<2x1x16xf32>, index, index, index) -> tensor<2x?x16xf32>
+  return %0 : tensor<2x?x16xf32>
+}
