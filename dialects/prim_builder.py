@@ -59,7 +59,9 @@ class PrimBuilder:
 
     def dim(self, x, i: int):
         """Dimension ``i`` of ``x``: an int if static, else a ``tensor.dim`` index value."""
-        d = ttype(x).shape[i]
+        t = ttype(x)
+        i %= t.rank
+        d = t.shape[i]
         return d if d is not None else tensor.DimOp(x, self.index(i)).result
 
     def shape_of(self, x) -> list:

@@ -39,11 +39,11 @@ def export_decoder(config: str, folder: str, cache_len: int | None = None, **exp
 
 
 def jax_decoder(fns, params, config: str, cache_len: int | None = None):
-    """The same prefill/decode under ``jax.jit``, as a ``stepwell.generate.Decoder``."""
+    """The same prefill/decode under ``jax.jit``, as a ``stepwell.generation.Decoder``."""
     import gpt2
     import jax
 
-    from stepwell.generate import Decoder
+    from stepwell.generation import Decoder
     prefill, decode = jax.jit(fns["prefill"]), jax.jit(fns["decode"])
     cfg = gpt2.CONFIGS[config]
     return Decoder(lambda ids, lengths: prefill(params, ids, lengths),
@@ -52,7 +52,7 @@ def jax_decoder(fns, params, config: str, cache_len: int | None = None):
 
 
 def sampler_of(a):
-    from stepwell.generate import Sampler
+    from stepwell.generation import Sampler
     return Sampler(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from stepwell.core import opspec
 from stepwell.core.ir import ir
+from stepwell.core.passes_base import index_constant
 from stepwell.dialects.prim_builder import PrimBuilder
 from stepwell.core.types import TensorType, is_float
 
@@ -118,27 +119,12 @@ def is_unit_shuffle(op) -> bool:
 
 
 def _own_sizes(op, src, dst) -> bool:
-    """The reshape's size operands are ``tensor.dim`` of its operand, in order: each
-    dynamic result dim is the matching dynamic operand dim."""
-    sizes = list(op.operands)[1:]
-    dyn_src = [i for i, d in enumerate(src) if d is None]
-    if not sizes:  # (inferred by the lowering: the dynamic dims pair up in order)
-        return True
-    if len(sizes) != len(dyn_src):
-        return False
-    for v, i in zip(sizes, dyn_src):
-        dim = producer(v, "tensor.dim")
-        if dim is None or dim.operands[0] != op.operands[0] or splat_index(dim.operands[1]) != i:
-            return False
-    return True
-
-
-def splat_index(value):
-    """The int of an ``arith.constant`` of index type, else None."""
-    op = producer(value, "arith.constant")
-    if op is None or not isinstance(value.type, ir.IndexType):
-        return None
-    return ir.IntegerAttr(op.attributes["value"]).value
+    """No sizes (the lowering pairs the dynamic dims in order), or each is ``tensor.dim``
+    of the operand at the matching dynamic dim."""
+    sizes, dyn_src = list(op.operands)[1:], [i for i, d in enumerate(src) if d is None]
+    return not sizes or (len(sizes) == len(dyn_src) and all(
+        (d := producer(v, "tensor.dim")) is not None and d.operands[0] == op.operands[0]
+        and index_constant(d.operands[1]) == i for v, i in zip(sizes, dyn_src)))
 
 
 def strip(value):

@@ -64,7 +64,7 @@ def run(args) -> int:
     from rich.console import Console
 
     from stepwell.export import load
-    from stepwell.generate import Sampler, generate
+    from stepwell.generation import Sampler, generate
 
     prompts = [_ids(t, i) for i, t in enumerate(args.prompt)]
     sampler = Sampler(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)

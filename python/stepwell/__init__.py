@@ -9,7 +9,7 @@ This file is the public facade. The library underneath is layered, each layer
 importing only the ones below it (``tests/python/test_layering.py``):
 
     core  <-  dialects, targets, pipelines, models  <-  passes  <-  compiler
-          <-  frontends  <-  export, numerics  <-  bench, generate  <-  (sw.*, sw.jax)  <-  tools
+          <-  frontends  <-  export, numerics  <-  bench, generation  <-  (sw.*, sw.jax)  <-  tools
 
 Where a lower layer must call a higher one (the op registry loading the dialects, a
 pipeline finding its passes), it goes through ``stepwell.core.hooks``, provided here.
@@ -69,8 +69,8 @@ _LAZY = {
     "raising": ("stepwell.frontends.jax.raising", None),
     "cache": ("stepwell.compiler.cache", None),
     "checkpoints": ("stepwell.export.checkpoints", None),
-    "generate": ("stepwell.generate", "generate"),
-    "Sampler": ("stepwell.generate", "Sampler"),
+    "generate": ("stepwell.generation", "generate"),
+    "Sampler": ("stepwell.generation", "Sampler"),
 }
 
 

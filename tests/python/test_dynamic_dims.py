@@ -75,8 +75,9 @@ def test_named_dims_in_jit_share_one_symbol_checked_at_run_time():
     def fn(x, y):
         return x * 2.0 + y
     f = sw.jax.jit(fn, dynamic_dims=("b, s", "b, s"))
-    assert_close(np.asarray(f(np.ones((2, 3), np.float32), np.ones((2, 3), np.float32))), np.full((2, 3), 3.0))
-    assert_close(np.asarray(f(np.ones((4, 1), np.float32), np.ones((4, 1), np.float32))), np.full((4, 1), 3.0))
+    three = np.float32(3.0)
+    assert_close(np.asarray(f(np.ones((2, 3), np.float32), np.ones((2, 3), np.float32))), np.full((2, 3), three))
+    assert_close(np.asarray(f(np.ones((4, 1), np.float32), np.ones((4, 1), np.float32))), np.full((4, 1), three))
     assert f.compiles == 1
     with pytest.raises(StepwellError, match=r"input 'input1' dimension 0 \(b\) differs from input 'input0' "
                                             r"dimension 0"):
@@ -109,7 +110,7 @@ def test_export_dynamic_dims_manifest_load_and_checks(tmp_path):
 
 @pytest.mark.parametrize("spec,message", [
     (("b, s, t",), r"the spec of input 'x' has 3 dimensions, the input has 2"),
-    (("b, 15",), r"input 'x' has shape \[4, 16\], its spec says \['b', '15'\]"),
+    (("b, 15",), r"dynamic_dims \('b, 15',\): .*different size 15 for known dimension"),
     (("b", "b"), r"dynamic_dims has 2 entries for 1 arguments"),
 ])
 def test_bad_dynamic_dims_are_named(tmp_path, spec, message):

@@ -27,7 +27,7 @@ LAYERS = [
     {"compiler"},
     {"frontends"},
     {"export", "numerics"},
-    {"bench", "generate"},
+    {"bench", "generation"},
     {"api"},
     {"tools"},
 ]

@@ -14,7 +14,7 @@ import pytest
 import stepwell as sw
 from stepwell.core.diagnostics import StepwellError
 from stepwell.export.state import State
-from stepwell.generate import Decoder, Sampler
+from stepwell.generation import Decoder, Sampler
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 

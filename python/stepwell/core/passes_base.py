@@ -127,6 +127,14 @@ def splat_value(value):
     return scalar.value if isinstance(scalar, (ir.FloatAttr, ir.IntegerAttr)) else None
 
 
+def index_constant(value):
+    """The int of an ``arith.constant`` of index type defining ``value``, else None."""
+    const = producer(value, "arith.constant")
+    if const is None or not isinstance(value.type, ir.IndexType):
+        return None
+    return ir.IntegerAttr(const.attributes["value"]).value
+
+
 def reshape_chain_rule(name: str):
     """The pattern ``reshape(reshape(x)) -> reshape(x)`` (``x`` itself when the types
     match) for the reshape op ``name`` (``nn.reshape``, ``prim.reshape``)."""

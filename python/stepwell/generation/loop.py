@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from stepwell.core.diagnostics import StepwellError
-from stepwell.generate.sampling import Sampler
+from stepwell.generation.sampling import Sampler
 
 
 @dataclass

@@ -21,7 +21,7 @@ vocabulary size and the cache length.
 
 from __future__ import annotations
 
-from stepwell.generate.loop import Decoder, Result, generate
-from stepwell.generate.sampling import Sampler
+from stepwell.generation.loop import Decoder, Result, generate
+from stepwell.generation.sampling import Sampler
 
 __all__ = ["generate", "Sampler", "Result", "Decoder"]
