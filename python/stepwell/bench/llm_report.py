@@ -31,7 +31,9 @@ def goals(doc: dict, make) -> list:
               ("f32 prefill vs jax.jit", "prefill", "stepwell", "jax", 1.0),
               ("int8 decode vs jax.jit f32", "decode", "stepwell-int8", "jax", 1.5),
               ("int4 decode vs jax.jit f32", "decode", "stepwell-int4", "jax", 2.0),
-              ("decode with vs without the cache", "decode", "stepwell", "stepwell-nocache", 5.0)]
+              ("decode with vs without the cache", "decode", "stepwell", "stepwell-nocache", 5.0),
+              ("dynamic vs static export, decode", "decode", "stepwell", "stepwell-static", 0.9),
+              ("dynamic vs static export, prefill", "prefill", "stepwell", "stepwell-static", 0.9)]
     for title, kind, runner, base, want in wanted:
         ws = [n for n in names if n.startswith(f"gpt2_{kind}_")]
         ratios = {n: _ratio(doc, n, runner, base) for n in ws}

@@ -6,11 +6,14 @@
 ``stepwell-int8``      the same, linear weights int8 (``quantize="int8"``, groups of 128)
 ``stepwell-int4``      the same, int4 (groups of 128)
 ``stepwell-nocache``   the model without a cache: each step runs the whole context
+``stepwell-static``    the f32 decoder exported with static shapes (this batch, this prompt
+                       length): what the dynamic export is measured against
 ``jax``                ``jax.jit`` of the same functions, the cache donated (updated in place)
 =====================  ==================================================================
 
 One export per (model, runner) serves both batch sizes and both workloads (batch and
-prompt length are dynamic): the export is made once per run and kept.
+prompt length are dynamic): the export is made once per run and kept (the static one:
+once per batch size).
 """
 
 from __future__ import annotations
@@ -39,26 +42,29 @@ def _weights_read(manifest) -> int:
     return out
 
 
-def _exported(m, quantize, target, cache: bool):
+def _exported(m, quantize, target, cache: bool, static_batch: int | None = None):
     """The (model, runner)'s export, made on first use and kept for the run."""
-    key = (m, quantize, str(target), cache)
+    key = (m, quantize, str(target), cache, static_batch)
     if key not in _EXPORTS:
         from stepwell.bench import llm
         from stepwell.bench.workloads import gpt2_params
         from stepwell.export import export, load
         prefill, decode, next_logits = llm.functions(m)
         params = gpt2_params(m.cfg)
-        ids, lengths = llm.inputs(m, 1)
+        batch = static_batch or 1
+        ids, lengths = llm.inputs(m, batch)
         folder = tempfile.mkdtemp(prefix="stepwell-bench-llm-")
         try:
             start = time.perf_counter()
             if cache:
                 import jax
-                cache_spec = jax.ShapeDtypeStruct(m.cache_shape(1), np.float32)
+                cache_spec = jax.ShapeDtypeStruct(m.cache_shape(batch), np.float32)
+                options = llm.export_options(m)
+                if static_batch:
+                    options.pop("dynamic_dims")
                 export({"prefill": prefill, "decode": decode}, params,
                        {"prefill": (ids, lengths), "decode": (ids[:, 0], lengths, cache_spec)},
-                       path=f"{folder}/m", target=str(target), quantize=quantize, cache=False,
-                       **llm.export_options(m))
+                       path=f"{folder}/m", target=str(target), quantize=quantize, cache=False, **options)
             else:
                 export(next_logits, params, ids, lengths, path=f"{folder}/m", target=str(target),
                        dynamic_dims=("b, s", "b"), cache=False)
@@ -71,14 +77,16 @@ def _exported(m, quantize, target, cache: bool):
 
 
 class StepwellLLM(Runner):
-    def __init__(self, m, kind: str, batch: int, quantize: str | None = None):
-        self.m, self.kind, self.batch, self.quantize = m, kind, batch, quantize
-        self.name = "stepwell" + (f"-{quantize}" if quantize else "")
-        self.description = (f"sw.jax.export of prefill/decode ({quantize or 'f32'} weights), the KV cache a "
-                            "device state updated in place; sw.load")
+    def __init__(self, m, kind: str, batch: int, quantize: str | None = None, static: bool = False):
+        self.m, self.kind, self.batch, self.quantize, self.static = m, kind, batch, quantize, static
+        self.name = "stepwell" + (f"-{quantize}" if quantize else "") + ("-static" if static else "")
+        self.description = (f"sw.jax.export of prefill/decode ({quantize or 'f32'} weights, "
+                            f"{'static' if static else 'dynamic batch and prompt length'}), the KV "
+                            "cache a device state updated in place; sw.load")
 
     def prepare(self, w, target, options) -> Prepared:
-        model, export_s = _exported(self.m, self.quantize, target, cache=True)
+        model, export_s = _exported(self.m, self.quantize, target, cache=True,
+                                    static_batch=self.batch if self.static else None)
         compile = {"export_s": export_s, "total_s": export_s}
         if model is None:
             return Prepared(lambda: None, lambda: None, compile, {}, False, _compile_only(target))
@@ -164,5 +172,5 @@ class JaxLLM(Runner):
 def llm_runners(m, kind: str, batch: int) -> dict:
     """name -> Runner for one LLM workload (jax.jit is the reference: ratios are to it)."""
     rs = [StepwellLLM(m, kind, batch), StepwellLLM(m, kind, batch, "int8"), StepwellLLM(m, kind, batch, "int4"),
-          StepwellNoCache(m, kind, batch), JaxLLM(m, kind, batch)]
+          StepwellNoCache(m, kind, batch), StepwellLLM(m, kind, batch, static=True), JaxLLM(m, kind, batch)]
     return {r.name: r for r in rs}
