@@ -226,7 +226,7 @@ def decoder(config: str = "tiny", batch: int = 1, prompt_len: int | None = None,
     fns = {"prefill": prefill, "decode": decode}
     args = {"prefill": (ids, lengths), "decode": (ids[:, 0], lengths, cache)}
     options = {"dynamic_dims": {"prefill": ("b, s", "b"), "decode": ("b", "b", "_, _, b, _, _, _")},
-               "dim_limits": {"s": cfg.cache_len}, "state": "cache",
+               "dim_limits": {"s": cfg.cache_len}, "state": "cache", "name": f"gpt2-{config}",
                "metadata": {"decoder": {"prefill": "prefill", "decode": "decode", "vocab": cfg.vocab,
                                         "cache_len": cfg.cache_len, "state": "cache"}}}
     return fns, params, args, options

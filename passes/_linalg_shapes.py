@@ -144,7 +144,8 @@ def lower_reshape(op, e, args):
     if x.rank < res.rank and (groups := reassociation(res.shape, x.shape)) is not None:
         return _expand(e, args[0], x, res, groups, known)
     mid = x.with_shape([d for d in x.shape if d != 1])
-    if [d for d in res.shape if d != 1] == list(mid.shape) and not known:  # moves unit dims only
+    if [d for d in res.shape if d != 1] == list(mid.shape) and (not known or mid.shape.count(None) <= 1):
+        # (moves unit dims only: with one dynamic dim, its size is the operand's)
         value = args[0]
         if mid.rank < x.rank:
             value = e(f"tensor.collapse_shape {value} {_groups_text(reassociation(x.shape, mid.shape))} "

@@ -31,13 +31,14 @@ def example(name):
 def decoder(tmp_path_factory):
     gen = example("generate")
     folder = str(tmp_path_factory.mktemp("llm") / "gpt2")
-    manifest, fns, params = gen.export_decoder("tiny", folder)
+    manifest, fns, params = gen.export_decoder("tiny", folder, specialize={"b": [1]})
     return folder, manifest, gen.jax_decoder(fns, params, "tiny"), fns, params
 
 
 def test_entry_points_share_the_parameters(decoder):
     folder, manifest, *_ = decoder
-    assert list(manifest["entry_points"]) == ["prefill", "decode"]
+    assert list(manifest["entry_points"]) == ["prefill", "decode", "decode__b1"]
+    assert manifest["entry_points"]["decode__b1"]["specializes"] == {"entry": "decode", "dims": {"b": 1}}
     assert manifest["state"] == ["cache"] and manifest["raised"]
     names = [p["name"] for p in manifest["parameters"]]
     assert len(names) == len(set(names))           # one copy of each weight for both
@@ -46,7 +47,8 @@ def test_entry_points_share_the_parameters(decoder):
     assert decode["inputs"][2]["dims"] == [2, 2, "b", 64, 4, 16]
     assert decode["state"] == {"cache": {"input": 2, "output": 0}}
     model = sw.load(folder)
-    assert model.entry_points == ["prefill", "decode"]
+    assert model.entry_points == ["prefill", "decode"]   # (the batch-1 copies are called for batch 1)
+    assert model.entry("decode").specializations == [({"b": 1}, "decode__b1")]
     with pytest.raises(StepwellError, match="several entry points .*model.prefill"):
         model(np.zeros((1, 3), np.int32), np.array([3], np.int32))
 

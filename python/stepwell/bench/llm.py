@@ -126,9 +126,10 @@ def functions(m: LLM):
 
 
 def export_options(m: LLM) -> dict:
-    """``sw.jax.export`` options of the decoder (batch and prompt length dynamic)."""
+    """``sw.jax.export`` options of the decoder (batch and prompt length dynamic; a copy of
+    each entry point for batch 1, where IREE reads the weights as matrix-vector products)."""
     return {"dynamic_dims": {"prefill": ("b, s", "b"), "decode": ("b", "b", "_, _, b, _, _, _")},
-            "dim_limits": {"s": m.cache_len}, "state": "cache",
+            "dim_limits": {"s": m.cache_len}, "state": "cache", "specialize": {"b": [1]},
             "metadata": {"decoder": {"prefill": "prefill", "decode": "decode", "vocab": m.cfg.vocab,
                                      "cache_len": m.cache_len, "state": "cache"}}}
 

@@ -62,6 +62,7 @@ def _exported(m, quantize, target, cache: bool, static_batch: int | None = None)
                 options = llm.export_options(m)
                 if static_batch:
                     options.pop("dynamic_dims")
+                    options.pop("specialize")
                 export({"prefill": prefill, "decode": decode}, params,
                        {"prefill": (ids, lengths), "decode": (ids[:, 0], lengths, cache_spec)},
                        path=f"{folder}/m", target=str(target), quantize=quantize, cache=False, **options)

@@ -47,6 +47,7 @@ runtime (JAX is not imported).
 ``params``         the parameter archive (``params.irpa``)
 ``manifest``       ``manifest.json``: written, read and checked
 ``loader``         ``load()`` and ``ExportedModel``
+``calls``          one entry point's call: inputs checked (shapes, named dims, limits, states)
 ``pytree``         input/output structure as JSON, names from pytree paths
 ``quantized``      weight-only quantization of the exported linear layers
 ``checkpoints``    weights from checkpoint files (npz, safetensors, msgpack, Orbax)

@@ -29,6 +29,8 @@ class EntryPoint:
         self._in_tree = (record.get("input_tree") or {}).get("spec", OPAQUE)
         self._out_tree = (record.get("output_tree") or {}).get("spec", OPAQUE)
         self._limits = model.manifest.get("dim_limits", {})
+        self.specializations = []   # ({symbol: size}, function name): static copies
+        self._sizes = {}
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i['name']}: {describe_io(i)}" for i in self.inputs)
@@ -65,6 +67,7 @@ class EntryPoint:
                 shape = a.shape
             self._check_shape(spec, shape, seen)
             arrays.append(a if isinstance(value, State) or not a.ndim else np.ascontiguousarray(a))
+        self._sizes = {k: v[0] for k, v in seen.items()}
         return arrays
 
     def _check_shape(self, spec: dict, shape, seen: dict) -> None:
@@ -97,7 +100,9 @@ class EntryPoint:
     def __call__(self, *args):
         arrays = self.check_inputs(args)
         state_out = {v["output"]: k for k, v in self.state.items()}
-        out = self.model.executable.function(self.name)(*arrays, on_device=tuple(state_out))
+        name = next((n for dims, n in self.specializations
+                     if all(self._sizes.get(k) == v for k, v in dims.items())), self.name)
+        out = self.model.executable.function(name)(*arrays, on_device=tuple(state_out))
         for k, v in self.state.items():  # the buffers passed in may now hold the update
             if v.get("input") is not None and isinstance(_leaf(args, self, v["input"]), State):
                 _leaf(args, self, v["input"]).consumed = True

@@ -33,6 +33,7 @@ class Entry:
     plan: object = None             # quantized.Plan
     leading: list = field(default_factory=list)   # parameter names before the inputs
     trailing: list = field(default_factory=list)  # quantized parameter names after them
+    specializes: tuple = ()         # (entry, {symbol: size}) of a static specialization
 
 
 def entries_of(fn, example_args, dynamic_dims) -> list[tuple]:
@@ -94,6 +95,33 @@ def trace(name, fn, example_args, dims, param_specs, param_names, *, dynamic_bat
     return Entry(name, fn, example_args, names, tuple(specs), module)
 
 
+def specializations(entry: Entry, sizes: dict, param_specs, param_names) -> list[Entry]:
+    """``entry`` traced again with each ``{symbol: [sizes]}`` fixed (``decode__b1``), for the
+    entry points whose only symbol it is: IREE picks its kernels for the static size (a
+    one-row matmul reads the weights once, where the dynamic one is tiled for 16 rows);
+    sw.load calls it when the inputs have that size."""
+    import jax
+
+    from stepwell.frontends.jax import importer as jimport
+    from stepwell.frontends.jax.dims import is_symbolic
+    out = []
+    leaves = jax.tree.leaves(entry.spec_args)
+    used = {str(d) for leaf in leaves for d in leaf.shape if is_symbolic(d)}
+    for sym, values in sizes.items():
+        if used != {sym}:  # (only entry points it makes fully static: decode, not prefill's s)
+            continue
+        for value in values:
+            specs = [jax.ShapeDtypeStruct(tuple(int(value) if str(d) == sym else d for d in leaf.shape),
+                                          leaf.dtype) for leaf in leaves]
+            specs = jax.tree.unflatten(jax.tree.structure(entry.spec_args), specs)
+            module = jimport.import_function(entry.fn, param_specs, *specs, raise_ops=False,
+                                             name=f"<export:{entry.name}[{sym}={value}]>",
+                                             input_names=list(param_names) + entry.arg_names)
+            out.append(Entry(f"{entry.name}__{sym}{value}", entry.fn, entry.example_args, entry.arg_names,
+                             tuple(specs), module, specializes=(entry.name, {sym: int(value)})))
+    return out
+
+
 def describe(entry: Entry, input_types, output_types, state: tuple) -> dict:
     """The manifest's record of an entry point: inputs and outputs (names, shapes with
     null where dynamic, the symbols of the dynamic dims, dtypes, structure), its state."""
@@ -128,6 +156,8 @@ def describe(entry: Entry, input_types, output_types, state: tuple) -> dict:
             states[s] = {"input": i, "output": o}
     if states:
         record["state"] = states
+    if entry.specializes:
+        record["specializes"] = {"entry": entry.specializes[0], "dims": entry.specializes[1]}
     return record
 
 

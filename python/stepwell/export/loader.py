@@ -75,7 +75,12 @@ class ExportedModel:
         # what a State checks it comes from: this module with these parameters
         self.model_id = "".join(files.get(f, {}).get("sha256", "") for f in (VMFB, PARAMS)) or path
         self.name = manifest.get("name", "") or os.path.basename(path)
-        self.entries = {n: EntryPoint(self, n, r) for n, r in manifest["entry_points"].items()}
+        self.entries = {n: EntryPoint(self, n, r) for n, r in manifest["entry_points"].items()
+                        if "specializes" not in r}
+        for n, r in manifest["entry_points"].items():   # static copies the entry calls for their sizes
+            base = self.entries.get(r.get("specializes", {}).get("entry"))
+            if base is not None:
+                base.specializations.append((r["specializes"]["dims"], n))
         main = self.entries.get("main") or (next(iter(self.entries.values())) if len(self.entries) == 1
                                             else None)
         self.inputs = main.inputs if main else []

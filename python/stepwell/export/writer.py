@@ -25,6 +25,7 @@ log = logging.getLogger("stepwell.export")
 
 def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = False,
            dynamic_dims=None, dim_limits: dict | None = None, state=(), metadata: dict | None = None,
+           specialize: dict | None = None,
            raise_ops: bool | None = None, flags=(), cache: bool | None = None,
            name: str | None = None, quantize: str | None = None, group_size: int = 128,
            symmetric: bool = True) -> dict:
@@ -49,6 +50,9 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     names a value that entry points take as an input called ``cache`` and return under
     the key ``"cache"`` of a dict result: ``sw.load`` keeps it on the device and IREE
     updates it in place. ``metadata``: JSON data stored in the manifest as it is.
+    ``specialize={"b": [1]}`` adds, for each entry point whose only symbol is ``b``, a copy
+    compiled for ``b = 1`` (``decode__b1``) that ``sw.load`` calls for that size: IREE
+    tiles a dynamic row count for many rows, a static single row as a matrix-vector product.
 
     ``quantize="int8"|"int4"`` stores the weights of the linear layers quantized
     (weight-only, as ``nn-quantize-weights{bits group_size symmetric}``): each
@@ -99,6 +103,14 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
                                else "the stablehlo-to-nn raising is not available"))
     entries = [xe.trace(n, f, args, dims, param_specs, names, dynamic_batch=dynamic_batch, limits=limits)
                for n, f, args, dims in xe.entries_of(fn, example_args, dynamic_dims)]
+    if specialize:
+        if not isinstance(specialize, dict) or not all(
+                isinstance(k, str) and isinstance(v, (list, tuple)) and all(
+                    isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 1 for x in v)
+                for k, v in specialize.items()):
+            raise StepwellError(f"export: specialize must map symbol names to lists of sizes "
+                                f"({{'b': [1]}}), found {specialize!r}")
+        entries += [sp for e in list(entries) for sp in xe.specializations(e, specialize, param_specs, names)]
     plan = vmfb = wrapped = module = None
     raised = False
     if want_raise:
