@@ -370,12 +370,21 @@ def _reshape_infer(s):
     n, m = num_elements(s.x.shape), num_elements(r.shape)
     check(n is None or m is None or n == m,
           f"element counts differ: x {s.x} has {n}, result {r} has {m}")
+    sizes, dynamic = list(s.sizes or []), sum(d is None for d in r.shape)
+    check(not sizes or len(sizes) == dynamic,
+          f"takes one size per dynamic result dimension of {r} ({dynamic}), found {len(sizes)}")
     return [r]
 
 
-op("nn.reshape", "Reshapes (row-major) to the result type's shape; element count is kept.",
-   operands=["x"], infer=_reshape_infer, result_from_type=True,
-   reference=lambda s, x: np.reshape(x, s.results[0].shape))
+def _reshape_ref(s, x, sizes=()):
+    it = iter(sizes)
+    return np.reshape(x, [(int(next(it)) if sizes else -1) if d is None else d for d in s.results[0].shape])
+
+
+op("nn.reshape", "Reshapes (row-major) to the result type's shape; element count is kept. "
+   "`sizes` give its dynamic dimensions (optional where they follow from x's).",
+   operands=["x", Operand("sizes", "one index per dynamic result dimension", variadic=True, index=True)],
+   infer=_reshape_infer, result_from_type=True, reference=_reshape_ref)
 
 
 def _permutation(s, rank):

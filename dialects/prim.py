@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stepwell.dialects._common import conv2d_nhwc, norm_axis, num_elements, same_dtype
+from stepwell.dialects._common import (conv2d_nhwc, dims_agree, merge_dim, norm_axis, num_elements,
+                                       same_dtype)
 from stepwell.core.opspec import Attr, Operand, check, fail, op
 from stepwell.core.types import TensorType, is_float
 
@@ -117,18 +118,44 @@ def _map_infer(s):
     arity, float_only, _ = MAP_FNS[s.fn]
     xs = s.inputs
     check(len(xs) == arity, f"fn '{s.fn}' takes {arity} operands, found {len(xs)}")
-    check(len({x.shape for x in xs}) == 1,
-          "operands must have equal shapes (broadcast explicitly): " + ", ".join(map(str, xs)))
+    shape = _agreed_shape(xs)
     if s.fn == "select":
         check(xs[0].dtype == "i1", f"select condition must be i1, found {xs[0]}")
-        return xs[1].with_dtype(same_dtype(xs[1], xs[2]))
+        return TensorType(shape, same_dtype(xs[1], xs[2]))
     dtype = same_dtype(*xs)
     check(not float_only or is_float(dtype), f"fn '{s.fn}' needs a float element type, found {dtype}")
     check(s.fn not in LOGICAL or dtype == "i1" or not is_float(dtype),
           f"fn '{s.fn}' needs an integer or i1 element type, found {dtype}")
     check(s.fn not in SHIFTS or (dtype != "i1" and not is_float(dtype)),
           f"fn '{s.fn}' needs an integer element type, found {dtype}")
-    return xs[0].with_dtype("i1" if s.fn in COMPARISONS else dtype)
+    return TensorType(shape, "i1" if s.fn in COMPARISONS else dtype)
+
+
+def _agreed_shape(xs) -> tuple:
+    """The common shape of operands that must be equal: a dynamic dimension agrees with
+    any size (prim-to-linalg checks it at run time), the static one wins."""
+    check(len({x.rank for x in xs}) == 1 and all(
+        dims_agree(a, b) for x in xs[1:] for a, b in zip(xs[0].shape, x.shape)),
+        "operands must have equal shapes (broadcast explicitly): " + ", ".join(map(str, xs)))
+    shape = list(xs[0].shape)
+    for x in xs[1:]:
+        shape = [merge_dim(a, b) for a, b in zip(shape, x.shape)]
+    return tuple(shape)
+
+
+def _sizes(s, out: TensorType, what: str = "dynamic result dimension") -> list:
+    """The ``sizes`` operands: none, or one ``index`` per dynamic result dimension."""
+    sizes = list(s.sizes or [])
+    dynamic = sum(d is None for d in out.shape)
+    check(not sizes or len(sizes) == dynamic,
+          f"takes one size per {what} of {out} ({dynamic}), found {len(sizes)}")
+    return sizes
+
+
+def _run_shape(out: TensorType, sizes) -> list:
+    """``out``'s shape with each dynamic dimension taken from ``sizes`` (ints, in order)."""
+    it = iter(sizes)
+    return [int(next(it)) if d is None else d for d in out.shape]
 
 
 def _map_ref(s, inputs):
@@ -153,20 +180,28 @@ def _broadcast_infer(s):
         check(s.x.shape[i] == out.shape[d] or None in (s.x.shape[i], out.shape[d]),
               f"operand dimension {i} ({s.x.shape[i]}) must equal result dimension {d} ({out.shape[d]})")
     check(out.dtype == s.x.dtype, f"result element type {out.dtype} differs from operand {s.x.dtype}")
+    added = [d for d in range(out.rank) if d not in dims and out.shape[d] is None]
+    check(_sizes(s, out) or not added,
+          f"dynamic added dimension {added[0] if added else 0} of {out} needs its size "
+          "(one index operand per dynamic result dimension)")
     return out
 
 
-def _broadcast_ref(s, x):
+def _broadcast_ref(s, x, sizes=()):
     out = s.result
     shape = [1] * out.rank
     for i, d in enumerate(s.dims):
         shape[d] = x.shape[i]
-    # a dynamic result dimension that comes from the operand takes the operand's size
-    return np.broadcast_to(x.reshape(shape), [shape[i] if d is None else d for i, d in enumerate(out.shape)])
+    # a dynamic result dimension takes its size operand, or else the operand's size
+    full = _run_shape(out, sizes) if sizes else [shape[i] if d is None else d for i, d in enumerate(out.shape)]
+    return np.broadcast_to(x.reshape(shape), full)
 
 
-op("prim.broadcast", "Adds dimensions: operand dim i becomes result dim dims[i].",
-   operands=["x"], attrs=[Attr("dims", "i64s", doc="result position of each operand dimension")],
+SIZES = Operand("sizes", "one index per dynamic result dimension", variadic=True, index=True)
+
+op("prim.broadcast", "Adds dimensions: operand dim i becomes result dim dims[i]; `sizes` give the "
+   "dynamic result dimensions (needed for dynamic added ones).",
+   operands=["x", SIZES], attrs=[Attr("dims", "i64s", doc="result position of each operand dimension")],
    infer=_broadcast_infer, reference=_broadcast_ref, result_from_type=True)
 
 
@@ -200,12 +235,18 @@ def _reshape_infer(s):
     n_in, n_out = num_elements(s.x.shape), num_elements(out.shape)
     check(None in (n_in, n_out) or n_in == n_out,
           f"element counts differ: operand {s.x} has {n_in}, result {out} has {n_out}")
+    _sizes(s, out)
     return out
 
 
-op("prim.reshape", "Reshapes to the result type (same element count, row-major).",
-   operands=["x"], infer=_reshape_infer, result_from_type=True,
-   reference=lambda s, x: np.reshape(x, [-1 if d is None else d for d in s.result.shape]))
+def _reshape_ref(s, x, sizes=()):
+    shape = _run_shape(s.result, sizes) if sizes else [-1 if d is None else d for d in s.result.shape]
+    return np.reshape(x, shape)
+
+
+op("prim.reshape", "Reshapes to the result type (same element count, row-major); `sizes` give "
+   "its dynamic dimensions (optional where they follow from the operand's).",
+   operands=["x", SIZES], infer=_reshape_infer, result_from_type=True, reference=_reshape_ref)
 
 
 def _cast_infer(s):
@@ -226,16 +267,30 @@ def _slice_infer(s):
     shape = []
     for i, (a, b, st, d) in enumerate(zip(s.start, s.limit, stride, s.x.shape)):
         check(st >= 1, f"stride {st} must be positive")
+        if b == -1:  # a run-time count of elements, from `sizes`
+            check(a >= 0 and (d is None or a <= d), f"slice start {a} out of bounds for dimension {i} of {s.x}")
+            shape.append(None)
+            continue
         check(0 <= a <= b and (d is None or b <= d), f"slice [{a}:{b}] out of bounds for dimension {i} of {s.x}")
         shape.append(-(-(b - a) // st))
+    sizes = list(s.sizes or [])
+    check(len(sizes) == shape.count(None),
+          f"takes one size per limit of -1 ({shape.count(None)}), found {len(sizes)}")
     return s.x.with_shape(shape)
 
 
-op("prim.slice", "Static strided slice x[start:limit:stride] per dimension.",
-   operands=["x"], attrs=[Attr("start", "i64s"), Attr("limit", "i64s"), Attr("stride", "i64s", None)],
-   infer=_slice_infer,
-   reference=lambda s, x: x[tuple(slice(a, b, st) for a, b, st in
-                                  zip(s.start, s.limit, s.stride or [1] * x.ndim))])
+def _slice_ref(s, x, sizes=()):
+    it = iter(sizes)
+    stride = s.stride or [1] * x.ndim
+    return x[tuple(slice(a, a + int(next(it)) * st if b == -1 else b, st)
+                   for a, b, st in zip(s.start, s.limit, stride))]
+
+
+op("prim.slice", "Strided slice x[start:limit:stride] per dimension; a limit of -1 takes the "
+   "next `sizes` operand as the dimension's element count (a dynamic result dimension).",
+   operands=["x", Operand("sizes", "one index per limit of -1", variadic=True, index=True)],
+   attrs=[Attr("start", "i64s"), Attr("limit", "i64s"), Attr("stride", "i64s", None)],
+   infer=_slice_infer, reference=_slice_ref)
 
 
 def _pad_infer(s):
@@ -256,11 +311,12 @@ def _concat_infer(s):
     dtype = same_dtype(*xs)
     check(len({x.rank for x in xs}) == 1, "operands must have equal ranks")
     axis = norm_axis(s.axis, xs[0].rank)
-    for x in xs:
-        check(all(a == b for i, (a, b) in enumerate(zip(x.shape, xs[0].shape)) if i != axis),
-              f"operand shapes differ off axis {axis}: {xs[0]} and {x}")
-    sizes = [x.shape[axis] for x in xs]
     shape = list(xs[0].shape)
+    for x in xs:
+        check(all(dims_agree(a, b) for i, (a, b) in enumerate(zip(x.shape, xs[0].shape)) if i != axis),
+              f"operand shapes differ off axis {axis}: {xs[0]} and {x}")
+        shape = [merge_dim(a, b) for a, b in zip(shape, x.shape)]
+    sizes = [x.shape[axis] for x in xs]
     shape[axis] = None if None in sizes else sum(sizes)
     return TensorType(tuple(shape), dtype)
 
@@ -268,6 +324,30 @@ def _concat_infer(s):
 op("prim.concat", "Concatenates operands along `axis`.",
    operands=[Operand("inputs", variadic=True)], attrs=[Attr("axis", "i64")],
    infer=_concat_infer, reference=lambda s, inputs: np.concatenate(inputs, axis=s.axis))
+
+
+def _update_slice_infer(s):
+    x, u = s.x, s.update
+    check(u.rank == x.rank, f"update {u} must have the rank of x {x}")
+    check(u.dtype == x.dtype, f"update element type {u.dtype} differs from x {x.dtype}")
+    check(len(s.offsets) == x.rank, f"takes one offset per dimension of {x} ({x.rank}), found {len(s.offsets)}")
+    for i, (a, b) in enumerate(zip(u.shape, x.shape)):
+        check(a is None or b is None or a <= b, f"update dimension {i} ({a}) exceeds x's ({b})")
+    return x
+
+
+def _update_slice_ref(s, x, update, offsets):
+    out = np.array(x, copy=True)
+    # each offset is clamped into [0, size - update size], as in jax.lax.dynamic_update_slice
+    start = [min(max(int(o), 0), d - u) for o, d, u in zip(offsets, x.shape, update.shape)]
+    out[tuple(slice(a, a + u) for a, u in zip(start, update.shape))] = update
+    return out
+
+
+op("prim.update_slice", "x with `update` written at run-time `offsets` (one index per dimension, "
+   "clamped so that the update fits, like jax.lax.dynamic_update_slice).",
+   operands=["x", "update", Operand("offsets", "one index per dimension", variadic=True, index=True)],
+   infer=_update_slice_infer, reference=_update_slice_ref)
 
 
 def _gather_infer(s):
@@ -284,13 +364,15 @@ op("prim.gather", "Takes slices of `table` along `axis` at integer `ids` (clampe
 
 def _iota_infer(s):
     check(0 <= s.dim < s.result.rank, f"dim {s.dim} out of range for {s.result}")
-    check(None not in s.result.shape, f"iota needs a static shape, found {s.result}")
+    check(None not in s.result.shape or _sizes(s, s.result),
+          f"iota of {s.result} needs the sizes of its dynamic dimensions (index operands)")
     return s.result
 
 
-op("prim.iota", "Index along dimension `dim` of the result, 0, 1, 2, ...",
-   attrs=[Attr("dim", "i64")], infer=_iota_infer, result_from_type=True,
-   reference=lambda s: np.indices(s.result.shape)[s.dim])
+op("prim.iota", "Index along dimension `dim` of the result, 0, 1, 2, ...; `sizes` give its "
+   "dynamic dimensions.",
+   operands=[SIZES], attrs=[Attr("dim", "i64")], infer=_iota_infer, result_from_type=True,
+   reference=lambda s, sizes: np.indices(_run_shape(s.result, sizes))[s.dim])
 
 # -- prim.conv ------------------------------------------------------------------------
 

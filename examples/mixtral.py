@@ -174,7 +174,7 @@ def main() -> int:
     import tempfile
     import time
 
-    import generate
+    import recompute_generate as generate
 
     import stepwell as sw
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -13,17 +13,27 @@ from stepwell.passes._linalg_text import (Unsupported, amap, attr, convert, iden
 # -- shape ops --------------------------------------------------------------------------
 
 
-# broadcast: linalg.broadcast, whose `dimensions` are the result dims prim's `dims` leaves out.
+def dynamic_sizes(res: TensorType, sizes) -> dict:
+    """{result dim: its size operand} for the dynamic dims of ``res`` (``sizes`` in order)."""
+    dyn = [i for i, d in enumerate(res.shape) if d is None]
+    return dict(zip(dyn, sizes)) if sizes else {}
+
+
+# broadcast: linalg.broadcast, whose `dimensions` are the result dims prim's `dims` leaves out;
+# dynamic result dims take their `sizes` operand (else the operand's size).
 def lower_broadcast(op, e, args):
     x, res = ttype(op.operands[0]), ttype(op.results[0])
     dims = attr(op, "dims")
+    value, x = e.agree(args[0], x, [res.shape[d] for d in dims], "'prim.broadcast' operand")
     added = [d for d in range(res.rank) if d not in dims]
     if not added:
-        return e.cast(args[0], x, res)
-    if any(res.shape[d] is None for d in added):
-        raise Unsupported(f"a dynamic added dimension in {res}")
-    init = e.empty(res, {d: (args[0], x, i) for i, d in enumerate(dims)})
-    return e(f"linalg.broadcast ins({args[0]} : {x}) outs({init} : {res}) "
+        return e.cast(value, x, res)
+    like = {d: (value, x, i) for i, d in enumerate(dims)}
+    like.update(dynamic_sizes(res, args[1:]))
+    if any(res.shape[d] is None and d not in like for d in added):
+        raise Unsupported(f"a dynamic added dimension in {res} without its size")
+    init = e.empty(res, like)
+    return e(f"linalg.broadcast ins({value} : {x}) outs({init} : {res}) "
              f"dimensions = [{', '.join(map(str, added))}]")
 
 
@@ -111,30 +121,44 @@ def _groups_text(groups) -> str:
     return "[" + ", ".join("[" + ", ".join(map(str, g)) + "]" for g in groups) + "]"
 
 
-def _expand(e, value: str, src: TensorType, dst: TensorType, groups) -> str:
-    """tensor.expand_shape; a dynamic result dim's size comes from its source dim."""
+def _expand(e, value: str, src: TensorType, dst: TensorType, groups, known=None) -> str:
+    """tensor.expand_shape; a dynamic result dim's size is ``known[i]`` (a size operand)
+    or else its source dim's."""
     owner = {i: j for j, group in enumerate(groups) for i in group}
-    sizes = [str(d) if d is not None else e.dim(value, src, owner[i]) for i, d in enumerate(dst.shape)]
+    known = known or {}
+    sizes = [str(d) if d is not None else known.get(i) or e.dim(value, src, owner[i])
+             for i, d in enumerate(dst.shape)]
     return e(f"tensor.expand_shape {value} {_groups_text(groups)} output_shape [{', '.join(sizes)}] "
              f": {src} into {dst}")
 
 
-# reshape: collapse_shape / expand_shape when it is one, else collapse to 1-D and expand.
+# reshape: collapse_shape / expand_shape when it is one, else collapse to 1-D and expand
+# (dynamic result dims take their `sizes` operands).
 def lower_reshape(op, e, args):
-    return reshape_value(e, args[0], ttype(op.operands[0]), ttype(op.results[0]))
+    x, res = ttype(op.operands[0]), ttype(op.results[0])
+    return reshape_value(e, args[0], x, res, dynamic_sizes(res, args[1:]))
 
 
-def reshape_value(e, value: str, x: TensorType, res: TensorType) -> str:
-    """``value`` of type ``x`` reshaped (row-major) to ``res``."""
-    if x.shape == res.shape:
+def reshape_value(e, value: str, x: TensorType, res: TensorType, known=None) -> str:
+    """``value`` of type ``x`` reshaped (row-major) to ``res``; ``known``: the sizes
+    (index SSA values) of the result's dynamic dims, by dim."""
+    known = known or {}
+    if x.shape == res.shape and (res.shape.count(None) <= 1 or not known):
         return value
     if x.rank > res.rank and (groups := reassociation(x.shape, res.shape)) is not None:
         return e(f"tensor.collapse_shape {value} {_groups_text(groups)} : {x} into {res}")
     if x.rank < res.rank and (groups := reassociation(res.shape, x.shape)) is not None:
-        return _expand(e, value, x, res, groups)
-    if None in x.shape or None in res.shape:
-        raise Unsupported(f"a dynamic reshape from {x} to {res}")
-    flat = x.with_shape([int(np.prod(x.shape))])
+        return _expand(e, value, x, res, groups, known)
+    mid = x.with_shape([d for d in x.shape if d != 1])
+    if [d for d in res.shape if d != 1] == list(mid.shape) and (not known or mid.shape.count(None) <= 1):
+        # (moves unit dims only: with one dynamic dim, its size is the operand's)
+        if mid.rank < x.rank:
+            value = e(f"tensor.collapse_shape {value} {_groups_text(reassociation(x.shape, mid.shape))} "
+                      f": {x} into {mid}")
+        return _expand(e, value, mid, res, reassociation(res.shape, mid.shape)) if mid.rank < res.rank else value
+    if None in res.shape and len(known) < res.shape.count(None):
+        raise Unsupported(f"a dynamic reshape from {x} to {res} without the result's sizes")
+    flat = x.with_shape([int(np.prod(x.shape))] if None not in x.shape else [None])
     if x.rank != 1:
         value = e(f"tensor.collapse_shape {value} {_groups_text([list(range(x.rank))])} : {x} into {flat}")
     if res.rank == 1:
@@ -142,7 +166,7 @@ def reshape_value(e, value: str, x: TensorType, res: TensorType) -> str:
     groups = [list(range(res.rank))] if res.rank else []
     if res.rank == 0:
         return e(f"tensor.collapse_shape {value} [] : {flat} into {res}")
-    return _expand(e, value, flat, res, groups)
+    return _expand(e, value, flat, res, groups, known)
 
 
 # cast: a linalg.generic applying arith.extf/truncf/sitofp/fptosi/extsi/trunci/... per element.
@@ -154,11 +178,12 @@ def lower_cast(op, e, args):
                          {i: (args[0], x, i) for i in range(res.rank)})
 
 
-# slice: tensor.extract_slice with sizes ceil((limit - start) / stride).
+# slice: tensor.extract_slice with sizes ceil((limit - start) / stride) (or a `sizes` operand).
 def lower_slice(op, e, args):
     x, res = ttype(op.operands[0]), ttype(op.results[0])
     start, stride = attr(op, "start"), attr(op, "stride") or [1] * x.rank
-    sizes = [str(d) for d in res.shape]
+    known = dynamic_sizes(res, args[1:])
+    sizes = [str(d) if d is not None else known[i] for i, d in enumerate(res.shape)]
     join = lambda v: ", ".join(map(str, v))  # noqa: E731
     return e(f"tensor.extract_slice {args[0]}[{join(start)}] [{join(sizes)}] [{join(stride)}] "
              f": {x} to {res}")
@@ -228,4 +253,20 @@ def lower_iota(op, e, args):
         i = s(f"arith.index_cast {s(f'linalg.index {dim} : index')} : index to i64")
         return convert(s, i, "i64", res.dtype)
 
-    return e.generic([], e.empty(res), res, [identity(res.rank)], ["parallel"] * res.rank, body)
+    return e.generic([], e.empty(res, dynamic_sizes(res, args)), res, [identity(res.rank)],
+                     ["parallel"] * res.rank, body)
+
+
+# update_slice: tensor.insert_slice at the offsets clamped into [0, size - update size].
+def lower_update_slice(op, e, args):
+    x, u = (ttype(v) for v in op.operands[:2])
+    offsets, sizes = [], []
+    for i, off in enumerate(args[2:]):
+        n = e.index(u.shape[i]) if u.shape[i] is not None else e.dim(args[1], u, i)
+        size = e.index(x.shape[i]) if x.shape[i] is not None else e.dim(args[0], x, i)
+        room = e(f"arith.subi {size}, {n} : index")
+        offsets.append(e(f"arith.minsi {e(f'arith.maxsi {off}, {e.index(0)} : index')}, {room} : index"))
+        sizes.append(str(u.shape[i]) if u.shape[i] is not None else n)
+    ones = ", ".join("1" for _ in range(x.rank))
+    return e(f"tensor.insert_slice {args[1]} into {args[0]}[{', '.join(offsets)}] [{', '.join(sizes)}] "
+             f"[{ones}] : {u} into {x}")

@@ -78,6 +78,21 @@ class Emitter:
     def dim(self, value: str, t: TensorType, i: int) -> str:
         return self(f"tensor.dim {value}, {self.index(i)} : {t}")
 
+    def agree(self, value: str, t: TensorType, shape, what: str) -> tuple[str, TensorType]:
+        """``value`` (of type ``t``) refined to the static sizes of ``shape`` where ``t`` is
+        dynamic: each such size is checked at run time (``cf.assert`` naming ``what``),
+        then ``tensor.cast``. Returns the value and its new type."""
+        fixed = tuple(w if d is None and w is not None else d for d, w in zip(t.shape, shape))
+        if fixed == t.shape:
+            return value, t
+        for i, (d, w) in enumerate(zip(t.shape, shape)):
+            if d is None and w is not None:
+                ok = self(f"arith.cmpi eq, {self.dim(value, t, i)}, {self.index(w)} : index")
+                self.line(f'cf.assert {ok}, "stepwell: {what}: dimension {i} is not {w} at run time '
+                          f'(a dynamic size must equal the static size it meets)"')
+        refined = t.with_shape(fixed)
+        return self.cast(value, t, refined), refined
+
     def cast(self, value: str, src: TensorType, dst: TensorType) -> str:
         """``value`` as type ``dst`` (a ``tensor.cast`` when static sizes differ)."""
         return value if src == dst else self(f"tensor.cast {value} : {src} to {dst}")

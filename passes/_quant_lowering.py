@@ -22,8 +22,6 @@ widened byte (see ``_int4_contract``)::
 
 from __future__ import annotations
 
-import math
-
 from stepwell.core import quantize as qz
 from stepwell.dialects.nn_quant import unpacked_shape
 from stepwell.dialects.prim_builder import PrimBuilder, ttype
@@ -113,7 +111,7 @@ def _quantize(b, s, x, scales, zero=None):
 def _grouped_contract(b, x2, w, zero, scales, dtype: str, acc: str):
     """x2 [m, k] @ (w - zero) [k, n] per group, times the groups' scales, summed over the
     groups: ``w`` holds i8 values, ``zero``/``scales`` are [groups, n]."""
-    rows, k = ttype(x2).shape
+    rows, k = b.dim(x2, 0), ttype(x2).shape[1]
     groups, n = ttype(scales).shape
     g = k // groups
     lead = (k,) if groups == 1 else (groups, g)  # one group drops its dim
@@ -126,7 +124,7 @@ def _grouped_contract(b, x2, w, zero, scales, dtype: str, acc: str):
         return b.map("mul", y, b.broadcast(b.cast(b.reshape(scales, (n,)), acc), [1], (rows, n)))
     xg = b.transpose(b.reshape(x2, (rows, groups, g)), [1, 0, 2])
     y = b.contract(xg, w, "gmk,gkn->gmn", acc)
-    y = b.map("mul", y, b.broadcast(b.cast(scales, acc), [0, 2], ttype(y).shape))
+    y = b.map("mul", y, b.broadcast(b.cast(scales, acc), [0, 2], b.shape_of(y)))
     return b.reduce(y, "sum", [0])
 
 
@@ -162,7 +160,8 @@ def _quantized_linear(b, s, x, qweight, scales, *rest):
             bias = v
     xt, out = ttype(x), s.results[0]
     k, n = unpacked_shape(ttype(qweight).shape, s.bits)
-    rows = math.prod(xt.shape[:-1])
+    lead = b.shape_of(x)[:-1]
+    rows = b.mul(*lead)
     dtype, acc = xt.dtype, _wide(out.dtype)
     x2 = b.reshape(x, (rows, k))
     if s.bits == 8:
@@ -171,7 +170,7 @@ def _quantized_linear(b, s, x, qweight, scales, *rest):
         y = _int4_contract(b, x2, qweight, zero, scales, dtype, acc)
     if bias is not None:
         y = b.map("add", y, b.broadcast(b.cast(bias, acc), [1], (rows, n)))
-    return b.reshape(b.cast(y, out.dtype), out.shape)
+    return b.reshape(b.cast(y, out.dtype), lead + [n])
 
 
 RULES = {

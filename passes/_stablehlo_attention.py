@@ -35,11 +35,21 @@ def _peel_scale(value, strip_first: bool):
     return value, 1.0
 
 
-def _group_sizes(sizes, nb):
+def _group_sizes(b, sizes, nb):
     """[B, H] for the batch letters ``nb`` (B folds all but the last one)."""
     if not nb:
         return [1, 1]
-    return [math.prod(sizes[c] for c in nb[:-1]), sizes[nb[-1]]]
+    return [b.mul(*(sizes[c] for c in nb[:-1])), sizes[nb[-1]]]
+
+
+def _letter_dims(b, *pairs) -> dict:
+    """letter -> its size (an int, or an index value where dynamic) over (letters, value) pairs."""
+    out = {}
+    for letters, value in pairs:  # a static size wins over a dynamic one
+        for i, c in enumerate(letters):
+            if not isinstance(out.get(c), int):
+                out[c] = shape(value)[i] if shape(value)[i] is not None else out.get(c) or b.dim(value, i)
+    return out
 
 
 def _bhsd_ok(letters: str, order: list, sizes: dict) -> bool:
@@ -54,7 +64,7 @@ def _to_bhsd(b, value, letters: str, order: list, sizes: dict, nb: list):
     rest = [c for c in letters if c not in present]
     y = b.transpose(value, [letters.index(c) for c in present + rest])
     seq, dim = order[len(nb)], order[len(nb) + 1]
-    return b.reshape(y, _group_sizes(sizes, nb) + [sizes.get(seq, 1), sizes.get(dim, 1)])
+    return b.reshape(y, _group_sizes(b, sizes, nb) + [sizes.get(seq, 1), sizes.get(dim, 1)])
 
 
 def _iota_dim(value):
@@ -95,7 +105,7 @@ def _mask(b, src, letters, nb, sq, ks, sizes):
     slots = ([nb[:-1]] if len(nb) >= 2 else [[]]) + [[nb[-1]] if nb else [], [sq] if sq else [], [ks]]
     order = [c for slot in slots for c in slot if c in letters]
     y = b.transpose(b.squeeze(src), [letters.index(c) for c in order])
-    return b.reshape(y, [math.prod(sizes[c] for c in slot if c in letters) for slot in slots])
+    return b.reshape(y, [b.mul(*(sizes[c] for c in slot if c in letters)) for slot in slots])
 
 
 def _softmax_of(value):
@@ -195,12 +205,17 @@ def attention(op, b):
     if not (_bhsd_ok(q_l, nb + [sq, d], sizes1) and _bhsd_ok(k_l, nb + [ks, d], sizes1)
             and _bhsd_ok(v_l, v_order, sizes2)):
         return None
-    # build
+    # build (sizes as ints, or index values where dynamic)
+    sizes1 = _letter_dims(b, (l1, c1.operands[0]), (r1, c1.operands[1]))
+    # (P's sizes from the scores' letters: a tensor.dim of P would keep the softmax alive)
+    p_static = {c: d for c, d in zip(p_l, shape(op.operands[p_side])) if d is not None}
+    sizes2 = p_static | {p_of[c]: sizes1[c] for c in p_of} | {
+        c: d for c, d in _letter_dims(b, (v_l, vv)).items() if c not in p_of.values()}
     q4 = _to_bhsd(b, qv, q_l, nb + [sq, d], sizes1, nb)
     k4 = _to_bhsd(b, kv, k_l, nb + [ks, d], sizes1, nb)
     v4 = _to_bhsd(b, vv, v_l, v_order, sizes2, [p_of[c] for c in nb])
     attrs = {"causal": True} if causal else {}
-    if not math.isclose(scale, 1 / math.sqrt(sizes1[d]), rel_tol=1e-6):
+    if not isinstance(sizes1[d], int) or not math.isclose(scale, 1 / math.sqrt(sizes1[d]), rel_tol=1e-6):
         attrs["scale"] = scale
     operands = [q4, k4, v4]
     if mask is not None and not causal:
@@ -210,4 +225,4 @@ def attention(op, b):
     y = b.reshape(y, [sizes2[c] for c in canon])
     target = [c for c in o2 if sizes2[c] != 1]
     y = b.transpose(y, [canon.index(c) for c in target])
-    return b.reshape(y, out2)
+    return b.reshape(y, [d if d is not None else sizes2[c] for c, d in zip(o2, out2)])

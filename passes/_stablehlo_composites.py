@@ -112,7 +112,7 @@ def layer_norm(op, b):
     if axes is None or len(axes) != 1 or _axes_in(x, env["rsq"]) != axes:
         return None
     axis = axes[0]
-    if not (restores(env["bmean"], xs, axes) and restores(env["binv"], xs, axes)):
+    if xs[axis] is None or not (restores(env["bmean"], xs, axes) and restores(env["binv"], xs, axes)):
         return None
     if "bias" not in env and _bias_follows(op, axis):
         return None
@@ -138,7 +138,7 @@ def rms_norm(op, b):
         return None
     x = env["x"]
     xs, last = shape(x), len(shape(x)) - 1
-    if _axes_in(x, env["rsq"]) != [last] or xs[last] == 1 or not restores(env["binv"], xs, [last]):
+    if _axes_in(x, env["rsq"]) != [last] or xs[last] in (1, None) or not restores(env["binv"], xs, [last]):
         return None
     if "bscale" not in env and _bias_follows(op, last):
         return None
@@ -241,9 +241,12 @@ def flat_matmul(op, b):
     if len({ttype(v).dtype for v in (a, w, op.results[0])}) != 1:
         return None
     sa, sw = shape(a), shape(w)
+    if None in sa[-k:] or None in sw:
+        return None
     kk, n = math.prod(sa[-k:]), math.prod(sw[k:])
-    y = b.nn("matmul", b.reshape(a, sa[:-k] + (kk,)), b.reshape(w, (kk, n)))
-    return b.reshape(y, shape(op.results[0]))
+    lead = b.shape_of(a)[:-k]
+    y = b.nn("matmul", b.reshape(a, lead + [kk]), b.reshape(w, (kk, n)))
+    return b.reshape(y, lead + list(sw[k:]))
 
 
 _MM = Op("nn.matmul", Var("x"), Var("w"), bind="mm")
@@ -260,15 +263,16 @@ def linear(op, b):
         return None
     rows, n = shape(mm.results[0])[:-1], shape(mm.results[0])[-1]
     out = shape(op.results[0])
-    if tuple(out[:len(rows)]) != tuple(rows):  # the reshape must only split the features
-        return None
+    if tuple(out[:len(rows)]) != tuple(rows) or n is None or None in out[len(rows):]:
+        return None  # (the reshape must only split the features)
     features = [i for i in range(len(rows), len(out)) if out[i] != 1]
     src, pos = env["bb"]
     dtype = ttype(env["x"]).dtype
     if ttype(src).dtype != dtype or (pos != features and splat(src) is None):
         return None
     bias = b.reshape(src, [n]) if pos == features else b.splat(splat(src), ttype(src).with_shape([n]))
-    return b.reshape(b.nn("linear", env["x"], env["w"], bias), out)
+    y = b.nn("linear", env["x"], env["w"], bias)
+    return b.reshape(y, b.shape_of(y)[:len(rows)] + list(out[len(rows):]))
 
 
 CONV_BIAS = Map("add", Op("nn.conv2d", Var("x"), Var("w"), bind="conv"), Expand(Var("bias"), "bb"))

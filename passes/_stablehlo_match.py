@@ -21,6 +21,7 @@ import numpy as np
 
 from stepwell.core import opspec
 from stepwell.core.ir import ir
+from stepwell.core.passes_base import index_constant
 from stepwell.dialects.prim_builder import PrimBuilder
 from stepwell.core.types import TensorType, is_float
 
@@ -68,10 +69,12 @@ def users(value) -> list:
 
 
 def splat(value):
-    """The scalar of a constant whose elements are all equal, else None."""
+    """The scalar of a constant whose elements are all equal (or of a broadcast of one:
+    a splat of a dynamic shape), else None."""
     op = producer(value, "arith.constant", "stablehlo.constant")
     if op is None:
-        return None
+        bcast = producer(value, "prim.broadcast")
+        return splat(bcast.operands[0]) if bcast is not None else None
     a = op.attributes["value"]
     if not isinstance(a, (ir.DenseFPElementsAttr, ir.DenseIntElementsAttr)):
         return None
@@ -99,19 +102,29 @@ def close(a, b, rel: float = 1e-5) -> bool:
 
 
 def is_unit_shuffle(op) -> bool:
-    """A reshape/transpose/broadcast that only moves, adds or drops size-1 dims."""
+    """A reshape/transpose/broadcast that only moves, adds or drops size-1 dims (a
+    dynamic dim counts as non-unit; a reshape's sizes must be its operand's own)."""
     if op is None or op.name not in SHAPE_OPS:
         return False
     src, dst = shape(op.operands[0]), shape(op.results[0])
-    if None in src or None in dst:
-        return False
     if op.name == "prim.reshape":
-        return [d for d in src if d != 1] == [d for d in dst if d != 1]
+        if [d for d in src if d != 1] != [d for d in dst if d != 1]:
+            return False
+        return dst.count(None) <= 1 or _own_sizes(op, src, dst)
     if op.name == "prim.transpose":
         kept = [p for p in attr(op, "permutation") if src[p] != 1]
         return kept == sorted(kept)
     dims = attr(op, "dims")
     return all(d == 1 for i, d in enumerate(dst) if i not in dims)
+
+
+def _own_sizes(op, src, dst) -> bool:
+    """No sizes (the lowering pairs the dynamic dims in order), or each is ``tensor.dim``
+    of the operand at the matching dynamic dim."""
+    sizes, dyn_src = list(op.operands)[1:], [i for i, d in enumerate(src) if d is None]
+    return not sizes or (len(sizes) == len(dyn_src) and all(
+        (d := producer(v, "tensor.dim")) is not None and d.operands[0] == op.operands[0]
+        and index_constant(d.operands[1]) == i for v, i in zip(sizes, dyn_src)))
 
 
 def strip(value):
@@ -146,8 +159,7 @@ def _chain(value) -> tuple[list, object]:
     ops = []
     while True:
         op = producer(value, *SHAPE_OPS)
-        if op is None or None in shape(op.results[0]) or (
-                op.name == "prim.reshape" and not is_unit_shuffle(op)):
+        if op is None or (op.name == "prim.reshape" and not is_unit_shuffle(op)):
             return ops, value
         ops.append(op)
         value = op.operands[0]
@@ -342,6 +354,8 @@ class Mean(Pat):
         for e in self.inner(value, env):
             op = e[self.bind]
             dims = shape(op.operands[0])
+            if any(dims[a % len(dims)] is None for a in attr(op, "axes")):
+                continue  # (a mean over a dynamic axis divides by a run-time count)
             n = math.prod(dims[a % len(dims)] for a in attr(op, "axes"))
             got = e["_n"] if "_n" in e else (1 / e["_inv"] if e["_inv"] else None)
             if got is not None and close(float(got), float(n)):
@@ -417,7 +431,7 @@ def _replace(op, rewriter, build):
 def collapse_expansion(op, rewriter):
     ops, src = _chain(op.results[0])
     out = shape(op.results[0])
-    if len(ops) < 2 or None in shape(src):
+    if len(ops) < 2 or None in shape(src) or None in out:
         return NO_MATCH
     _, pos = expansion(op.results[0])
     if expand_op_count(src, pos, out) >= len(ops):

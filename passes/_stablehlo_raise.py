@@ -48,10 +48,11 @@ def _int_max(t: str) -> int:
 
 
 def supported(op) -> bool:
-    """Every operand and result is a static ranked tensor of a type prim handles."""
+    """Every operand and result is a ranked tensor of a type prim handles (dynamic
+    dimensions included)."""
     for v in list(op.operands) + list(op.results):
         t = ttype(v)
-        if t is None or t.dtype not in FLOAT_DTYPES + INT_DTYPES or None in t.shape:
+        if t is None or t.dtype not in FLOAT_DTYPES + INT_DTYPES:
             return False
     return True
 
@@ -70,7 +71,7 @@ def _fields(text: str) -> dict:
 
 def _scalar_to(b, x, like):
     """A rank-0 operand broadcast to the shape of ``like`` (StableHLO allows it in a few ops)."""
-    return b.broadcast(x, [], shape(like)) if shape(x) == () and shape(like) != () else x
+    return b.broadcast(x, [], b.shape_of(like)) if shape(x) == () and shape(like) != () else x
 
 
 # add/subtract/.../tanh -> prim.map with the matching fn.
@@ -136,14 +137,11 @@ def constant(op, b):
 
 # broadcast_in_dim -> reshape (drop expanding size-1 dims) + transpose (unsorted dims) + prim.broadcast.
 def broadcast_in_dim(op, b):
+    from stepwell.passes._stablehlo_dynamic import broadcast_dims
     x = op.operands[0]
-    dims, src, out = list(attr(op, "broadcast_dimensions")), shape(x), shape(op.results[0])
-    keep = [i for i in range(len(src)) if src[i] == out[dims[i]]]
-    x = b.reshape(x, [src[i] for i in keep])
-    kept_dims = [dims[i] for i in keep]
-    order = sorted(range(len(keep)), key=lambda i: kept_dims[i])
-    x = b.transpose(x, order)
-    return b.broadcast(x, sorted(kept_dims), out)
+    dims, out = list(attr(op, "broadcast_dimensions")), shape(op.results[0])
+    full = [d if d is not None else b.dim(x, dims.index(i)) for i, d in enumerate(out)]
+    return broadcast_dims(b, x, dims, full)
 
 
 # reshape -> prim.reshape.

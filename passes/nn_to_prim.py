@@ -24,36 +24,57 @@ from stepwell.core.types import TensorType
 
 def _matmul(b: PrimBuilder, s, x, w):
     xt, wt, out = ttype(x), ttype(w), s.results[0]
+    lead = b.shape_of(x)[:-1] if xt.rank > 1 else []  # the result's dims: x's leading ones,
+    final = lead + ([b.dim(w, -1)] if wt.rank > 1 else [])  # then w's last
     if xt.rank == 1:  # vector @ matrix: a row vector
         x, xt = b.reshape(x, (1,) + xt.shape), xt.with_shape((1,) + xt.shape)
     if wt.rank == 1:  # matrix @ vector: a column vector
         w, wt = b.reshape(w, wt.shape + (1,)), wt.with_shape(wt.shape + (1,))
     if wt.rank == 2:  # weights without batch: fold x's leading dims into rows
-        rows = math.prod(xt.shape[:-1])
-        y = b.contract(b.reshape(x, (rows, xt.shape[-1])), w, "mk,kn->mn", out.dtype)
-        return b.reshape(y, out.shape)
-    batch = tuple(_broadcast_batch(xt.shape[:-2], wt.shape[:-2]))
-    n = math.prod(batch)
-    x = b.reshape(b.broadcast_to(x, batch + xt.shape[-2:]), (n,) + xt.shape[-2:])
-    w = b.reshape(b.broadcast_to(w, batch + wt.shape[-2:]), (n,) + wt.shape[-2:])
-    return b.reshape(b.contract(x, w, "bmk,bkn->bmn", out.dtype), out.shape)
+        rows = b.mul(*b.shape_of(x)[:-1])
+        y = b.contract(b.reshape(x, (rows, b.dim(x, -1))), w, "mk,kn->mn", out.dtype)
+        return b.reshape(y, final)
+    batch = _batch_dims(b, x, w)
+    n = b.mul(*batch)
+    x = b.reshape(b.broadcast_to(x, batch + b.shape_of(x)[-2:]), [n] + b.shape_of(x)[-2:])
+    w = b.reshape(b.broadcast_to(w, batch + b.shape_of(w)[-2:]), [n] + b.shape_of(w)[-2:])
+    return b.reshape(b.contract(x, w, "bmk,bkn->bmn", out.dtype), final)
 
 
-def _broadcast_batch(a, c):
+def _batch_dims(b, x, w) -> list:
+    """The broadcast batch dims of ``x`` and ``w`` (all but the last two), each an int or
+    the index value of the operand that has it dynamic."""
     from stepwell.dialects._common import broadcast_shapes
-    return broadcast_shapes(a, c)
+    xs, ws = b.shape_of(x)[:-2], b.shape_of(w)[:-2]
+    static = broadcast_shapes(ttype(x).shape[:-2], ttype(w).shape[:-2])
+    return result_dims(b, static, [xs, ws])
+
+
+def result_dims(b, static, operand_shapes) -> list:
+    """``static`` (a broadcast result shape, None where dynamic) with each dynamic dim
+    taken from the first operand shape (aligned right) holding a non-1 dim there."""
+    out = []
+    for i, d in enumerate(static):
+        if d is None:
+            for shape in operand_shapes:
+                j = i - (len(static) - len(shape))
+                if j >= 0 and shape[j] != 1:
+                    d = shape[j]
+                    break
+        out.append(d)
+    return out
 
 
 def _linear(b, s, x, w, bias=None):
     y = _matmul(b, s, x, w)
     out = s.results[0]
-    return y if bias is None else b.map("add", y, b.broadcast_to(b.cast(bias, out.dtype), out.shape))
+    return y if bias is None else b.map("add", y, b.broadcast_to(b.cast(bias, out.dtype), b.shape_of(y)))
 
 
 def _binary(fn):
     # numpy-broadcasting elementwise op -> explicit broadcasts + prim.map
     def rule(b, s, x, y):
-        shape = s.results[0].shape
+        shape = result_dims(b, s.results[0].shape, [b.shape_of(x), b.shape_of(y)])
         return b.map(fn, b.broadcast_to(x, shape), b.broadcast_to(y, shape))
     return rule
 
@@ -76,7 +97,7 @@ def softmax(b, x, axis: int):
     raises the ``sub`` form to ``linalg.softmax``, whose CPU code ran the 8x512x512
     softmax of the attention benchmark in 2.6 ms against 1.5 ms for the fused
     generics of this form (whole attention layer 12.2 -> 10.5 ms)."""
-    shape = ttype(x).shape
+    shape = b.shape_of(x)
     axis %= len(shape)
     peak = b.restore_axes(b.map("neg", b.reduce(x, "max", [axis])), [axis], shape)
     e = b.map("exp", b.map("add", x, peak))
@@ -84,10 +105,11 @@ def softmax(b, x, axis: int):
 
 
 def _mean(b, x, axes):
-    shape = ttype(x).shape
     total = b.reduce(x, "sum", axes)
-    count = math.prod(shape[a] for a in axes)
-    return b.map("div", total, b.like(float(count), total))
+    count = b.mul(*(b.dim(x, a) for a in axes))
+    if isinstance(count, int):
+        return b.map("div", total, b.like(float(count), total))
+    return b.map("div", total, b.broadcast(b.scalar_of(count, ttype(total).dtype), [], b.shape_of(total)))
 
 
 def _in_f32(b, x):
@@ -96,7 +118,7 @@ def _in_f32(b, x):
 
 
 def _layer_norm(b, s, x, scale, bias):
-    dtype, shape = ttype(x).dtype, ttype(x).shape
+    dtype, shape = ttype(x).dtype, b.shape_of(x)
     axis = s.axis % len(shape)
     xf = _in_f32(b, x)
     centered = b.map("sub", xf, b.restore_axes(_mean(b, xf, [axis]), [axis], shape))
@@ -109,7 +131,7 @@ def _layer_norm(b, s, x, scale, bias):
 
 
 def _rms_norm(b, s, x, scale):
-    dtype, shape = ttype(x).dtype, ttype(x).shape
+    dtype, shape = ttype(x).dtype, b.shape_of(x)
     axis = len(shape) - 1
     xf = _in_f32(b, x)
     ms = _mean(b, b.map("mul", xf, xf), [axis])
@@ -126,25 +148,26 @@ def _attention(b, s, q, k, v, mask=None):
     scale = s.scale if s.scale is not None else 1 / math.sqrt(qt.shape[-1])
     scores = b.map("mul", scores, b.like(scale, scores))
     keep = None
+    shape = b.shape_of(scores)
     if s.causal:  # query i sees keys j <= i: iota rows >= iota cols
-        sq, sk = st.shape[-2:]
+        sq, sk = shape[-2:]
         tri = b.map("ge", b.iota((sq, sk), 0), b.iota((sq, sk), 1))
-        keep = b.broadcast(tri, [2, 3], st.shape)
+        keep = b.broadcast(tri, [2, 3], shape)
     if mask is not None:
-        m = b.broadcast_to(mask, st.shape)
+        m = b.broadcast_to(mask, shape)
         keep = m if keep is None else b.map("and", keep, m)
     if keep is not None:
-        scores = b.map("select", keep, scores, b.lowest(st))
+        scores = b.map("select", keep, scores, b.lowest(scores))
     return b.contract(softmax(b, scores, -1), v, "bhqk,bhkd->bhqd")
 
 
 def _reduce(kind):
     # nn.reduce_* {axes, keepdims} -> prim.reduce (+ divide for mean, reshape for keepdims)
     def rule(b, s, x):
-        shape = ttype(x).shape
+        shape = b.shape_of(x)
         axes = sorted(a % len(shape) for a in (s.axes if s.axes is not None else range(len(shape))))
         y = _mean(b, x, axes) if kind == "mean" else b.reduce(x, kind, axes)
-        return b.reshape(y, s.results[0].shape) if s.keepdims else y
+        return b.reshape(y, [1 if i in axes else d for i, d in enumerate(shape)]) if s.keepdims else y
     return rule
 
 
@@ -155,7 +178,7 @@ def _conv2d(b, s, x, w, bias=None):
     padding = [top, bottom, left, right]
     y = b._op("prim.conv", x, w, strides=list(s.strides), padding=list(padding),
               dilation=list(s.dilation), groups=s.groups)
-    return y if bias is None else b.map("add", y, b.broadcast(bias, [3], ttype(y).shape))
+    return y if bias is None else b.map("add", y, b.broadcast(bias, [3], b.shape_of(y)))
 
 
 # nn op -> rule(builder, sig, *operand values) returning the replacement value.
@@ -179,7 +202,8 @@ RULES = {
     "nn.reduce_sum": _reduce("sum"),
     "nn.reduce_mean": _reduce("mean"),
     "nn.reduce_max": _reduce("max"),
-    "nn.reshape": lambda b, s, x: b.reshape(x, s.results[0].shape),
+    "nn.reshape": lambda b, s, x, *sizes: b._op("prim.reshape", x, *sizes, result_type=s.results[0])
+    if sizes else b.reshape(x, s.results[0].shape),
     "nn.transpose": lambda b, s, x: b.transpose(
         x, s.permutation if s.permutation is not None else reversed(range(ttype(x).rank))),
     "nn.concat": lambda b, s, *xs: b._op("prim.concat", *xs, axis=s.axis % ttype(xs[0]).rank),

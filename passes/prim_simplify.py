@@ -104,9 +104,13 @@ def _constant(value) -> _Const | None:
 
 
 def _splat_scalar(value):
-    """The Python scalar of a splat constant defining ``value``, else None."""
+    """The Python scalar of a splat constant defining ``value`` (or of a broadcast of one:
+    a splat of a dynamic shape), else None."""
     const = _constant(value)
-    return const.value.item() if const is not None and const.splat else None
+    if const is None:
+        bcast = _producer(value, "prim.broadcast")
+        return _splat_scalar(bcast.operands[0]) if bcast is not None else None
+    return const.value.item() if const.splat else None
 
 
 def _scalar_attr(element_type, value) -> ir.Attribute:
@@ -189,13 +193,16 @@ def fold_zero_pad(op, rewriter):
     rewriter.replace_op(op, [op.operands[0]])
 
 
-# broadcast(broadcast(x, d1), d2) is broadcast(x, [d2[i] for i in d1]).
+# broadcast(broadcast(x, d1), d2) is broadcast(x, [d2[i] for i in d1]) (with the outer's sizes).
 def fold_broadcast_chain(op, rewriter):
     inner = _producer(op.operands[0], "prim.broadcast")
     if inner is None:
         return NO_MATCH
-    outer = _attr(op, "dims")
-    _replace(op, rewriter, "prim.broadcast", inner.operands[0], dims=[outer[d] for d in _attr(inner, "dims")])
+    outer, sizes = _attr(op, "dims"), list(op.operands)[1:]
+    if len(inner.operands) > 1 and not sizes:  # (the inner's sizes would be lost)
+        return NO_MATCH
+    _replace(op, rewriter, "prim.broadcast", inner.operands[0], *sizes,
+             dims=[outer[d] for d in _attr(inner, "dims")])
 
 
 # x + 0, 0 + x, x - 0, x * 1, 1 * x and x / 1 (splat constants) are x (like fast-math for -0.0).

@@ -13,7 +13,7 @@ from stepwell.passes._linalg_conv import lower_conv
 from stepwell.passes._linalg_moe import LOWERINGS as MOE_LOWERINGS
 from stepwell.passes._linalg_shapes import (lower_broadcast, lower_cast, lower_concat, lower_gather,
                                             lower_iota, lower_pad, lower_reduce, lower_reshape,
-                                            lower_slice, lower_transpose)
+                                            lower_slice, lower_transpose, lower_update_slice)
 from stepwell.passes._linalg_text import (narrow, Unsupported, amap, attr, convert, floats_wide, function_text,
                                           identity, splice, ttype)
 from stepwell.core.passes_base import Pass, fail_at, producer, register, splat_value as _splat
@@ -60,6 +60,11 @@ def lower_contract(op, e, args, widen: bool = False):
     lhs, rhs, out = parse_contract_spec(attr(op, "spec"))
     a, b = (ttype(v) for v in op.operands)
     res = ttype(op.results[0])
+    sizes = {c: d for letters, t in ((lhs, a), (rhs, b), (out, res)) for c, d in zip(letters, t.shape)
+             if d is not None}  # a dynamic size meeting a static one is checked at run time
+    args = list(args)
+    args[0], a = e.agree(args[0], a, [sizes.get(c) for c in lhs], "'prim.contract' lhs")
+    args[1], b = e.agree(args[1], b, [sizes.get(c) for c in rhs], "'prim.contract' rhs")
     acc = res.with_dtype(floats_wide(res.dtype))
     if (widen and acc.dtype == "f32" and {a.dtype, b.dtype} <= {"f16", "bf16"}
             and not any(_stored(v) for v in op.operands)):
@@ -151,7 +156,7 @@ def scalar_fn(s, fn: str, xs, t: str) -> str:
 
 
 def _broadcast_source(value):
-    """(input, the result dims it keeps) of a static ``linalg.broadcast``, else None."""
+    """(input, the result dims it keeps) of a ``linalg.broadcast``, else None."""
     owner = producer(value, "linalg.broadcast")
     if owner is None:
         return None
@@ -163,14 +168,17 @@ def _broadcast_source(value):
 def map_inputs(op):
     """A ``prim.map``'s tensor inputs, as (value, result dims it is read at), looking
     through what is already lowered: a splat constant becomes a scalar in the body
-    (None), a ``linalg.broadcast`` is read through a projected map."""
-    static = None not in ttype(op.results[0]).shape  # else a full operand gives the sizes
+    (None), a ``linalg.broadcast`` is read through a projected map (with dynamic sizes,
+    only while another operand is read whole: it gives the sizes)."""
+    static = None not in ttype(op.results[0]).shape
     out = []
     for v in op.operands:
         if static and _splat(v) is not None:
             out.append(None)
         else:
-            out.append((static and _broadcast_source(v)) or (v, list(range(ttype(v).rank))))
+            out.append(_broadcast_source(v) or (v, list(range(ttype(v).rank))))
+    if not static and all(inp is None or len(inp[1]) < ttype(op.results[0]).rank for inp in out):
+        out = [(v, list(range(ttype(v).rank))) for v in op.operands]
     return out
 
 
@@ -182,16 +190,19 @@ def lower_map(op, e, args):
     fn = attr(op, "fn")
     types = [ttype(v) for v in op.operands]
     res = ttype(op.results[0])
-    inputs = map_inputs(op)
-    ins, maps, slots = [], [], []
-    for inp in inputs:
+    ins, maps, slots, whole = [], [], [], 0
+    for k, inp in enumerate(map_inputs(op)):
         if inp is None:
             slots.append(None)
             continue
+        value, t = args[len(ins)], ttype(inp[0])
+        if len(inp[1]) == res.rank:  # read whole: a dynamic size meeting a static one is checked
+            value, t = e.agree(value, t, res.shape, f"'prim.map' operand {k}")
+            whole = len(ins)
         slots.append(len(ins))
-        ins.append((args[len(ins)], ttype(inp[0])))
+        ins.append((value, t))
         maps.append(amap(res.rank, inp[1]))
-    like = {} if None not in res.shape else {i: (args[0], types[0], i) for i in range(res.rank)}
+    like = {} if None not in res.shape else {i: (ins[whole][0], ins[whole][1], i) for i in range(res.rank)}
 
     def body(s, xs):
         scalars = [xs[k] if k is not None else s.const(_splat(v), types[i].dtype)
@@ -209,7 +220,8 @@ LOWERINGS = {
     "prim.reduce": lower_reduce, "prim.transpose": lower_transpose, "prim.reshape": lower_reshape,
     "prim.cast": lower_cast, "prim.slice": lower_slice, "prim.pad": lower_pad,
     "prim.concat": lower_concat, "prim.gather": lower_gather, "prim.iota": lower_iota,
-    "prim.conv": lower_conv, **MOE_LOWERINGS,  # prim.top_k, prim.scan, prim.scatter, prim.block_matmul
+    "prim.conv": lower_conv, "prim.update_slice": lower_update_slice,
+    **MOE_LOWERINGS,  # prim.top_k, prim.scan, prim.scatter, prim.block_matmul
 }
 
 
@@ -225,7 +237,7 @@ def lower_op(op, lowerings=LOWERINGS) -> None:
     operands = lowering.operands(op) if hasattr(lowering, "operands") else list(op.operands)
     result_types = [ttype(r) for r in op.results]
     try:
-        text = function_text([ttype(v) for v in operands], result_types,
+        text = function_text([ttype(v) or "index" for v in operands], result_types,
                              lambda e, args: lowering(op, e, args))
     except Unsupported as err:
         raise _cannot_lower(op, f": {err} is not supported") from None

@@ -36,6 +36,7 @@ from stepwell.core.passes_base import Pass, apply_patterns, register
 from stepwell.passes.prim_simplify import erase_dead, fold_constants, fold_map_identity, fold_same_type
 
 from stepwell.passes import _stablehlo_composites as composite_rules
+from stepwell.passes import _stablehlo_dynamic as dynamic
 from stepwell.passes import _stablehlo_moe as moe_rules
 from stepwell.passes import _stablehlo_moe_layers as moe_layers
 from stepwell.passes import _stablehlo_raise as raising
@@ -45,9 +46,6 @@ from stepwell.passes._stablehlo_match import (
 
 SOURCE_DIALECTS = ("stablehlo.", "chlo.")
 KEEP = "stepwell.shape_computation"  # marks StableHLO that computes a dynamic op's shape
-DYNAMIC_SHAPE_OPS = tuple(f"stablehlo.{n}" for n in (
-    "dynamic_broadcast_in_dim", "dynamic_reshape", "dynamic_iota", "dynamic_pad", "dynamic_gather",
-    "dynamic_conv", "real_dynamic_slice"))
 # nn ops that only composite rules produce (each stands for a DAG of StableHLO ops)
 COMPOSITE_OPS = ("nn.attention", "nn.softmax", "nn.layer_norm", "nn.rms_norm", "nn.gelu", "nn.silu",
                  "nn.sigmoid", "nn.relu", "nn.linear", "nn.moe_ffn", "nn.grouped_matmul")
@@ -59,13 +57,12 @@ def _in_function(op) -> bool:
 
 
 def _mark_shape_computations(module) -> None:
-    """Mark the ops computing the shape operands of dynamic-shape StableHLO ops: IREE folds
-    those chains while they are StableHLO, so they stay StableHLO."""
+    """Mark the ops computing the shape operands of dynamic-shape StableHLO ops: they stay
+    StableHLO, for the dynamic rules to read (then they are dead) or for IREE to fold."""
     from stepwell.core.verifier import walk
     work = []
     for op in walk(module.operation):
-        if op.name in DYNAMIC_SHAPE_OPS:
-            work += list(op.operands)[1:]
+        work += [op.operands[i] for i in dynamic.SHAPE_OPERANDS.get(op.name, ()) if i < len(op.operands)]
     while work:
         owner = work.pop().owner
         if isinstance(owner, ir.Block):
@@ -77,9 +74,13 @@ def _mark_shape_computations(module) -> None:
 
 
 def _unmark(module) -> None:
+    """Erase the marked shape computations left without users; unmark the rest."""
     from stepwell.core.verifier import walk
-    for op in walk(module.operation):
-        if KEEP in op.attributes:
+    marked = [op for op in walk(module.operation) if KEEP in op.attributes]
+    for op in reversed(marked):  # users before producers
+        if not any(list(r.uses) for r in op.results):
+            op.erase()
+        else:
             del op.attributes[KEEP]
 
 
@@ -165,6 +166,8 @@ class StablehloToNn(Pass):
         with context():
             first = collections.defaultdict(list, {k: list(v) for k, v in cleanups.items()})
             for name, rule in {**raising.RULES, **moe_rules.RULES}.items():
+                first[name].append(_pattern(rule, _raisable))
+            for name, rule in dynamic.RULES.items():
                 first[name].append(_pattern(rule, _raisable))
             apply_patterns(module, dict(first))
             phases = [*composite_rules.PHASES, moe_layers.PHASE] if self.composites else [composite_rules.MATMUL]

@@ -8,6 +8,12 @@ model (e.g. ``model.apply``), ``params`` its weights (any pytree of arrays) and
 JSON when they parse, else as strings). The folder written is what ``sw.load`` and
 ``stepwell run <folder>`` take. ``--quantize int8|int4`` stores the linear layers'
 weights quantized (``--group-size``, ``--asymmetric``: docs/low-precision.md).
+``--dynamic-dims 'b, s' --dynamic-dims b`` names dynamic dimensions per argument.
+
+A factory may also return ``(fns, params, example_args, export_options)``: a dict of
+entry points, a dict of their example arguments, and ``sw.jax.export`` keyword
+arguments (``dynamic_dims``, ``state``, ``dim_limits``, ``metadata``): a decoder with a
+KV cache (``examples/gpt2.py:decoder``; docs/llm.md).
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ def add_parser(subparsers):
     p.add_argument("--target", default="cpu", help="target name, e.g. cpu, cpu-generic, vulkan, cuda:sm_80")
     p.add_argument("--dynamic-batch", action="store_true",
                    help="make the leading dimension of every input symbolic (any batch size runs)")
+    p.add_argument("--dynamic-dims", action="append", default=[], metavar="SPEC",
+                   help="one per argument, in order: a jax.export shape spec such as 'b, s' "
+                        "(named dims are dynamic; '_' keeps one static) or '-' for a static argument")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument for the factory (repeatable), e.g. --arg config=tiny")
     p.add_argument("--no-raise", dest="raise_ops", action="store_false", default=None,
@@ -102,16 +111,23 @@ def run(args) -> int:
 
     factory = load_factory(args.factory)
     made = factory(**factory_kwargs(args.arg))
-    if not isinstance(made, (tuple, list)) or len(made) != 3:
-        raise StepwellError(f"the factory '{args.factory}' must return (fn, params, example_args), "
-                            f"got {type(made).__name__}")
-    fn, params, example_args = made
-    if not isinstance(example_args, (tuple, list)):
+    if not isinstance(made, (tuple, list)) or len(made) not in (3, 4):
+        raise StepwellError(f"the factory '{args.factory}' must return (fn, params, example_args) "
+                            f"or (fns, params, example_args, export_options), got {type(made).__name__}")
+    fn, params, example_args, *rest = made
+    options = dict(rest[0]) if rest and isinstance(rest[0], dict) else {}
+    if isinstance(fn, dict):  # several entry points: one dict of example arguments
         example_args = (example_args,)
+    elif not isinstance(example_args, (tuple, list)):
+        example_args = (example_args,)
+    if args.dynamic_dims:
+        options["dynamic_dims"] = tuple(None if d in ("", "-", "none") else d for d in args.dynamic_dims)
+    if args.dynamic_batch:
+        options.pop("dynamic_dims", None)
     manifest = export(fn, params, *example_args, path=args.output, target=args.target,
                       dynamic_batch=args.dynamic_batch, raise_ops=args.raise_ops,
                       flags=args.iree_flag, quantize=args.quantize, group_size=args.group_size,
-                      symmetric=not args.asymmetric, tuning=args.tuning)
+                      symmetric=not args.asymmetric, tuning=args.tuning, **options)
     files = ", ".join(f"{name} {_size(f['bytes'])}" for name, f in manifest["files"].items())
     quant = manifest.get("quantization")
     how = ""

@@ -1,7 +1,9 @@
 """``stepwell run out.vmfb --function main --input x.npy --input 2x3xf32=1,2,3,4,5,6``.
 
 Inputs use ``iree-run-module``'s syntax; an ``.mlir`` file is compiled first; a folder
-written by ``stepwell export`` / ``sw.jax.export`` is loaded with ``sw.load``.
+written by ``stepwell export`` / ``sw.jax.export`` is loaded with ``sw.load``, and
+``--function`` picks one of its entry points (``prefill``, ``decode``, ...; a state
+result such as a KV cache is printed and saved as an array).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ def add_parser(subparsers):
         description="Run one function of a compiled module on the given inputs and print "
                     "(or save) its results.")
     p.add_argument("module", help=".vmfb or .mlir file, or a folder from 'stepwell export'")
-    p.add_argument("--function", default="main", help="entry point (default: main)")
+    p.add_argument("--function", default=None,
+                   help="entry point (default: main; an export folder lists its entry points)")
     p.add_argument("--input", action="append", default=[], metavar="SPEC",
                    help="an input: 2x3xf32=1,2,3,4,5,6 | 2x3xf32=0 (splat) | f32=1.5 | x.npy | @x.npy")
     p.add_argument("--output", metavar="OUT.npz", help="save the results to an .npz file")
@@ -38,10 +41,14 @@ def run(args) -> int:
     if os.path.isdir(args.module):
         from stepwell.export import load
         model = load(args.module, target=args.target, devices=args.devices)
-        if args.function != "main":
-            raise StepwellError(f"an export folder has one entry point, 'main' (not '{args.function}')")
-        outputs = model(*inputs.parse_inputs(args.input, [i["type"] for i in model.inputs]))
-        leaves = _leaves(outputs)
+        name = args.function or ("main" if "main" in model.entries or len(model.entries) != 1
+                                 else model.entry_points[0])
+        if name not in model.entries:
+            raise StepwellError(f"the export has no entry point '{name}' (entry points: "
+                                f"{', '.join(model.entry_points)}; choose one with --function)")
+        entry = model.entry(name)
+        outputs = entry(*inputs.parse_inputs(args.input, [i["type"] for i in entry.inputs]))
+        leaves = [leaf.numpy() if hasattr(leaf, "numpy") else leaf for leaf in _leaves(outputs)]
         print(inputs.format_outputs(tuple(leaves)))
         if args.output:
             inputs.save_outputs(args.output, tuple(leaves))
@@ -56,7 +63,7 @@ def run(args) -> int:
                          devices=args.devices)
     else:
         exe = Executable.load(args.module, target=target, devices=args.devices)
-    fn = exe.function(args.function)
+    fn = exe.function(args.function or "main")
     outputs = fn(*inputs.parse_inputs(args.input, fn.arg_types))
     print(inputs.format_outputs(outputs))
     if args.output:

@@ -9,7 +9,8 @@ This file is the public facade. The library underneath is layered, each layer
 importing only the ones below it (``tests/python/test_layering.py``):
 
     core  <-  dialects, targets, pipelines, models  <-  passes  <-  compiler
-          <-  frontends  <-  export, numerics  <-  bench, distributed  <-  (sw.*, sw.jax)  <-  tools
+          <-  frontends  <-  export, numerics  <-  tuner  <-  bench, distributed, generation
+          <-  (sw.*, sw.jax)  <-  tools  <-  fuzz
 
 Where a lower layer must call a higher one (the op registry loading the dialects, a
 pipeline finding its passes), it goes through ``stepwell.core.hooks``, provided here.
@@ -90,6 +91,8 @@ _LAZY = {
     "checkpoints": ("stepwell.export.checkpoints", None),
     "distributed": ("stepwell.distributed", None),
     "tune": ("stepwell.tuner", "tune"),
+    "generate": ("stepwell.generation", "generate"),
+    "Sampler": ("stepwell.generation", "Sampler"),
 }
 
 

@@ -341,3 +341,27 @@ func.func @grouped_matmul_sizes(%x: tensor<6x4xf32>, %w: tensor<3x4x5xf32>, %s: 
 
 // -----
 // ===== prim dialect ===== (its cases go below)
+
+// -----
+
+func.func @broadcast_dynamic_added_dim(%x: tensor<4xf32>) {
+  // expected-error @+1 {{'prim.broadcast' dynamic added dimension 0 of tensor<?x4xf32> needs its size (one index operand per dynamic result dimension)}}
+  %0 = "prim.broadcast"(%x) {dims = array<i64: 1>} : (tensor<4xf32>) -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @update_slice_offsets(%x: tensor<4x8xf32>, %u: tensor<2x8xf32>, %i: index) {
+  // expected-error @+1 {{'prim.update_slice' takes one offset per dimension of tensor<4x8xf32> (2), found 1}}
+  %0 = "prim.update_slice"(%x, %u, %i) : (tensor<4x8xf32>, tensor<2x8xf32>, index) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nn_reshape_sizes(%x: tensor<?x8xf32>, %i: index) {
+  // expected-error @+1 {{'nn.reshape' takes one size per dynamic result dimension of tensor<?x2x4xf32> (1), found 2}}
+  %0 = "nn.reshape"(%x, %i, %i) : (tensor<?x8xf32>, index, index) -> tensor<?x2x4xf32>
+  return
+}

@@ -173,6 +173,23 @@ func.func @top_k(%x: tensor<4x6xf32>) -> (tensor<4x2xf32>, tensor<4x2xi32>) {
 
 // -----
 
+// Symbolic batch and sequence: the rows folded for the contraction are a run-time
+// product, and the reshape back and the bias broadcast take their sizes from tensor.dim.
+// CHECK-LABEL: func.func @linear_dynamic
+// CHECK-DAG: %[[B:.*]] = tensor.dim %arg0, %c0 : tensor<?x?x16xf32>
+// CHECK-DAG: %[[S:.*]] = tensor.dim %arg0, %c1 : tensor<?x?x16xf32>
+// CHECK: %[[ROWS:.*]] = arith.muli %{{.*}}, %{{.*}} : index
+// CHECK: %[[X2:.*]] = "prim.reshape"(%arg0, %[[ROWS]]) : (tensor<?x?x16xf32>, index) -> tensor<?x16xf32>
+// CHECK: %[[Y:.*]] = "prim.contract"(%[[X2]], %arg1) {spec = "mk,kn->mn"} : (tensor<?x16xf32>, tensor<16x32xf32>) -> tensor<?x32xf32>
+// CHECK: "prim.reshape"(%[[Y]], %[[B]], %[[S]]) : (tensor<?x32xf32>, index, index) -> tensor<?x?x32xf32>
+// CHECK: "prim.broadcast"(%arg2, %{{.*}}, %{{.*}}) {dims = array<i64: 2>} : (tensor<32xf32>, index, index) -> tensor<?x?x32xf32>
+func.func @linear_dynamic(%x: tensor<?x?x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32xf32>) -> tensor<?x?x32xf32> {
+  %0 = "nn.linear"(%x, %w, %b) : (tensor<?x?x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<?x?x32xf32>
+  return %0 : tensor<?x?x32xf32>
+}
+
+// -----
+
 // With a capacity, nn.moe_ffn uses slots: positions by a prefix sum over the one-hot
 // [N, E] (linear), the inverse map by a scatter, [E, C, D] batched contractions.
 // CHECK-LABEL: func.func @moe_slots
@@ -212,4 +229,22 @@ func.func @moe_tiles(%x: tensor<8x4xf32>, %w: tensor<8x2xf32>, %ids: tensor<8x2x
 func.func @grouped_matmul(%x: tensor<10x4xf32>, %w: tensor<3x4x5xf32>, %s: tensor<3xi32>) -> tensor<10x5xf32> {
   %y = "nn.grouped_matmul"(%x, %w, %s) : (tensor<10x4xf32>, tensor<3x4x5xf32>, tensor<3xi32>) -> tensor<10x5xf32>
   return %y : tensor<10x5xf32>
+}
+
+// -----
+
+// A causal mask over a dynamic sequence: iotas of the scores' run-time sizes; the scale
+// and the masking value are scalars broadcast to the scores' sizes.
+// CHECK-LABEL: func.func @causal_dynamic
+// CHECK: %[[SC:.*]] = "prim.contract"(%arg0, %arg0) {spec = "bhqd,bhkd->bhqk"}
+// CHECK: "prim.broadcast"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {dims = array<i64>} : (tensor<f32>, index, index, index) -> tensor<?x4x?x?xf32>
+// CHECK: %[[Q:.*]] = tensor.dim %{{.*}}, %c2 : tensor<?x4x?x?xf32>
+// CHECK: %[[K:.*]] = tensor.dim %{{.*}}, %c3 : tensor<?x4x?x?xf32>
+// CHECK: "prim.iota"(%[[Q]], %[[K]]) {dim = 0 : i64} : (index, index) -> tensor<?x?xi64>
+// CHECK: "prim.iota"(%[[Q]], %[[K]]) {dim = 1 : i64} : (index, index) -> tensor<?x?xi64>
+// CHECK: {fn = "select"}
+// CHECK-NOT: "nn.
+func.func @causal_dynamic(%q: tensor<?x4x?x8xf32>) -> tensor<?x4x?x8xf32> {
+  %0 = "nn.attention"(%q, %q, %q) {causal = true} : (tensor<?x4x?x8xf32>, tensor<?x4x?x8xf32>, tensor<?x4x?x8xf32>) -> tensor<?x4x?x8xf32>
+  return %0 : tensor<?x4x?x8xf32>
 }

@@ -4,7 +4,7 @@
 // RUN: stepwell-opt %s --split-input-file --verify-diagnostics -p 'prim-to-linalg{widen=true}' | FileCheck %s --check-prefix=WIDEN
 
 // ERR: prim-to-linalg.mlir:{{[0-9]+}}:8: error: cannot lower 'nn.relu' to linalg: run nn-to-prim first
-// ERR: prim-to-linalg.mlir:{{[0-9]+}}:8: error: cannot lower 'prim.broadcast' to linalg: a dynamic added dimension in tensor<4x?xf32> is not supported
+// ERR: prim-to-linalg.mlir:{{[0-9]+}}:8: error: 'prim.broadcast' dynamic added dimension 1 of tensor<4x?xf32> needs its size
 // ERR-NOT: Traceback
 
 // CHECK-LABEL: func.func @matmul
@@ -429,9 +429,13 @@ func.func @conv_grouped(%x: tensor<1x8x8x4xf32>, %w: tensor<3x3x2x6xf32>) -> ten
 
 // -----
 
-// Ops that do nothing forward their operand (through tensor.cast when only static sizes differ).
+// Ops that do nothing forward their operand (through tensor.cast when only static sizes
+// differ, after a run-time check that the dynamic size is the static one).
 // CHECK-LABEL: func.func @identities
-// CHECK-NEXT: %[[C:.*]] = tensor.cast %arg0 : tensor<?x4xf32> to tensor<3x4xf32>
+// CHECK: %[[D:.*]] = tensor.dim %arg0, %{{.*}} : tensor<?x4xf32>
+// CHECK: %[[OK:.*]] = arith.cmpi eq, %[[D]], %{{.*}} : index
+// CHECK: cf.assert %[[OK]], "stepwell: 'prim.broadcast' operand: dimension 0 is not 3 at run time
+// CHECK: %[[C:.*]] = tensor.cast %arg0 : tensor<?x4xf32> to tensor<3x4xf32>
 // CHECK-NEXT: return %arg0, %arg0, %[[C]]
 func.func @identities(%x: tensor<?x4xf32>) -> (tensor<?x4xf32>, tensor<?x4xf32>, tensor<3x4xf32>) {
   %0 = "prim.transpose"(%x) {permutation = array<i64: 0, 1>} : (tensor<?x4xf32>) -> tensor<?x4xf32>
@@ -499,8 +503,9 @@ func.func @leftover_nn(%x: tensor<4xf32>) -> tensor<4xf32> {
 
 // -----
 
+// A dynamic added dimension needs its size operand (the verifier says so before the pass).
 func.func @dynamic_added_dim(%x: tensor<4xf32>) -> tensor<4x?xf32> {
-  // expected-error @+1 {{cannot lower 'prim.broadcast' to linalg: a dynamic added dimension in tensor<4x?xf32> is not supported}}
+  // expected-error @+1 {{'prim.broadcast' dynamic added dimension 1 of tensor<4x?xf32> needs its size (one index operand per dynamic result dimension)}}
   %0 = "prim.broadcast"(%x) {dims = array<i64: 0>} : (tensor<4xf32>) -> tensor<4x?xf32>
   return %0 : tensor<4x?xf32>
 }
@@ -520,12 +525,47 @@ func.func @top_k(%x: tensor<4x6xf32>) -> (tensor<4x2xf32>, tensor<4x2xi32>) {
 
 // -----
 
+// Run-time sizes: `sizes` operands become tensor.empty / expand_shape / extract_slice sizes.
+// CHECK-LABEL: func.func @dynamic_sizes
+// CHECK-SAME: (%[[X:.*]]: tensor<?x4xf32>, %[[N:.*]]: index)
+// CHECK: %[[E:.*]] = tensor.empty(%{{.*}}, %[[N]]) : tensor<?x?x4xf32>
+// CHECK: linalg.broadcast ins(%[[X]] : tensor<?x4xf32>) outs(%[[E]] : tensor<?x?x4xf32>) dimensions = [1]
+// CHECK: %[[EI:.*]] = tensor.empty(%[[N]]) : tensor<?x3xi32>
+// CHECK: linalg.generic {{.*}} outs(%[[EI]] : tensor<?x3xi32>)
+// CHECK: linalg.index 0 : index
+// CHECK: %[[F:.*]] = tensor.collapse_shape %[[X]] {{\[\[}}0, 1]] : tensor<?x4xf32> into tensor<?xf32>
+// CHECK: tensor.expand_shape %[[F]] {{\[\[}}0, 1]] output_shape [%[[N]], 2] : tensor<?xf32> into tensor<?x2xf32>
+// CHECK: tensor.extract_slice %[[X]][1, 0] [%[[N]], 4] [1, 1] : tensor<?x4xf32> to tensor<?x4xf32>
+func.func @dynamic_sizes(%x: tensor<?x4xf32>, %n: index) -> (tensor<?x?x4xf32>, tensor<?x3xi32>, tensor<?x2xf32>, tensor<?x4xf32>) {
+  %c0 = arith.constant 0 : index
+  %d = tensor.dim %x, %c0 : tensor<?x4xf32>
+  %0 = "prim.broadcast"(%x, %d, %n) {dims = array<i64: 0, 2>} : (tensor<?x4xf32>, index, index) -> tensor<?x?x4xf32>
+  %1 = "prim.iota"(%n) {dim = 0 : i64} : (index) -> tensor<?x3xi32>
+  %2 = "prim.reshape"(%x, %n) : (tensor<?x4xf32>, index) -> tensor<?x2xf32>
+  %3 = "prim.slice"(%x, %n) {start = array<i64: 1, 0>, limit = array<i64: -1, 4>} : (tensor<?x4xf32>, index) -> tensor<?x4xf32>
+  return %0, %1, %2, %3 : tensor<?x?x4xf32>, tensor<?x3xi32>, tensor<?x2xf32>, tensor<?x4xf32>
+}
+
+// -----
+
 // prim.scan: iree_linalg_ext.scan (linear).
 // CHECK-LABEL: func.func @scan
 // CHECK: iree_linalg_ext.scan dimension(0) inclusive(true) ins(%arg0 : tensor<16x4xi32>)
 func.func @scan(%x: tensor<16x4xi32>) -> tensor<16x4xi32> {
   %0 = "prim.scan"(%x) {axis = 0 : i64} : (tensor<16x4xi32>) -> tensor<16x4xi32>
   return %0 : tensor<16x4xi32>
+}
+
+// -----
+
+// A dynamic operand of a map meets a static one: checked at run time, then cast.
+// CHECK-LABEL: func.func @map_static_meets_dynamic
+// CHECK: cf.assert %{{.*}}, "stepwell: 'prim.map' operand 0: dimension 0 is not 3 at run time
+// CHECK: %[[C:.*]] = tensor.cast %arg0 : tensor<?x4xf32> to tensor<3x4xf32>
+// CHECK: linalg.generic {{.*}} ins(%[[C]], %arg1 : tensor<3x4xf32>, tensor<3x4xf32>)
+func.func @map_static_meets_dynamic(%x: tensor<?x4xf32>, %y: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  %0 = "prim.map"(%x, %y) {fn = "add"} : (tensor<?x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+  return %0 : tensor<3x4xf32>
 }
 
 // -----
@@ -573,4 +613,19 @@ func.func @block_ffn(%x: tensor<48x4xf32>, %g: tensor<6xi32>, %wg: tensor<4x4x6x
 func.func @contract_grouped(%d: tensor<64x8x20xf32>, %x: tensor<64x32xf32>) -> tensor<8x20x32xf32> {
   %0 = "prim.contract"(%d, %x) {spec = "tec,td->ecd"} : (tensor<64x8x20xf32>, tensor<64x32xf32>) -> tensor<8x20x32xf32>
   return %0 : tensor<8x20x32xf32>
+}
+
+// -----
+
+// update_slice: tensor.insert_slice at offsets clamped into [0, size - update size].
+// CHECK-LABEL: func.func @update_slice
+// CHECK: %[[D:.*]] = tensor.dim %arg0, %{{.*}} : tensor<2x?x16xf32>
+// CHECK: %[[ROOM:.*]] = arith.subi %[[D]], %{{.*}} : index
+// CHECK: %[[LO:.*]] = arith.maxsi %arg2, %{{.*}} : index
+// CHECK: %[[P:.*]] = arith.minsi %[[LO]], %[[ROOM]] : index
+// CHECK: tensor.insert_slice %arg1 into %arg0[%{{.*}}, %[[P]], %{{.*}}] [2, 1, 16] [1, 1, 1] : tensor<2x1x16xf32> into tensor<2x?x16xf32>
+func.func @update_slice(%c: tensor<2x?x16xf32>, %u: tensor<2x1x16xf32>, %p: index) -> tensor<2x?x16xf32> {
+  %c0 = arith.constant 0 : index
+  %0 = "prim.update_slice"(%c, %u, %c0, %p, %c0) : (tensor<2x?x16xf32>, tensor<2x1x16xf32>, index, index, index) -> tensor<2x?x16xf32>
+  return %0 : tensor<2x?x16xf32>
 }

@@ -149,3 +149,24 @@ func.func @moe(%l: tensor<6x4xf32>, %x: tensor<6x8xf32>, %wg: tensor<4x8x16xf32>
 // -----
 // -----
 // ===== prim dialect ===== (its cases go below)
+
+// Run-time sizes: index operands after the tensors (one per dynamic result dimension;
+// prim.slice's per limit of -1, prim.update_slice's one offset per dimension).
+// CHECK-LABEL: func.func @run_time_sizes(
+// CHECK: %0 = "prim.broadcast"(%arg0, %dim, %arg1) {dims = array<i64: 0, 2>} : (tensor<?x4xf32>, index, index) -> tensor<?x?x4xf32>
+// CHECK: %1 = "prim.iota"(%arg1) {dim = 0 : i64} : (index) -> tensor<?x3xi32>
+// CHECK: %2 = "prim.reshape"(%arg0, %arg1) : (tensor<?x4xf32>, index) -> tensor<?x2xf32>
+// CHECK: %3 = "prim.slice"(%arg0, %arg1) {limit = array<i64: -1, 4>, start = array<i64: 1, 0>} : (tensor<?x4xf32>, index) -> tensor<?x4xf32>
+// CHECK: %4 = "prim.update_slice"(%arg0, %arg2, %arg1, %c0) : (tensor<?x4xf32>, tensor<1x4xf32>, index, index) -> tensor<?x4xf32>
+// CHECK: %5 = "nn.reshape"(%arg0, %dim, %arg1) : (tensor<?x4xf32>, index, index) -> tensor<?x?x2xf32>
+func.func @run_time_sizes(%x: tensor<?x4xf32>, %n: index, %u: tensor<1x4xf32>) -> (tensor<?x?x4xf32>, tensor<?x3xi32>, tensor<?x2xf32>, tensor<?x4xf32>, tensor<?x4xf32>, tensor<?x?x2xf32>) {
+  %c0 = arith.constant 0 : index
+  %d = tensor.dim %x, %c0 : tensor<?x4xf32>
+  %0 = "prim.broadcast"(%x, %d, %n) {dims = array<i64: 0, 2>} : (tensor<?x4xf32>, index, index) -> tensor<?x?x4xf32>
+  %1 = "prim.iota"(%n) {dim = 0 : i64} : (index) -> tensor<?x3xi32>
+  %2 = "prim.reshape"(%x, %n) : (tensor<?x4xf32>, index) -> tensor<?x2xf32>
+  %3 = "prim.slice"(%x, %n) {start = array<i64: 1, 0>, limit = array<i64: -1, 4>} : (tensor<?x4xf32>, index) -> tensor<?x4xf32>
+  %4 = "prim.update_slice"(%x, %u, %n, %c0) : (tensor<?x4xf32>, tensor<1x4xf32>, index, index) -> tensor<?x4xf32>
+  %5 = "nn.reshape"(%x, %d, %n) : (tensor<?x4xf32>, index, index) -> tensor<?x?x2xf32>
+  return %0, %1, %2, %3, %4, %5 : tensor<?x?x4xf32>, tensor<?x3xi32>, tensor<?x2xf32>, tensor<?x4xf32>, tensor<?x4xf32>, tensor<?x?x2xf32>
+}

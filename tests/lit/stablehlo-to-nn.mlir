@@ -954,3 +954,164 @@ func.func @top_k_ragged(%x: tensor<8x4xf32>, %a: tensor<8x4xf32>, %w: tensor<3x4
   %0 = "chlo.ragged_dot"(%a, %w, %s) <{precision_config = [#chlo<precision DEFAULT>, #chlo<precision DEFAULT>], ragged_dot_dimension_numbers = #chlo.ragged_dot<lhs_contracting_dimensions = [1], rhs_contracting_dimensions = [1], lhs_ragged_dimensions = [0], rhs_group_dimensions = [0]>}> : (tensor<8x4xf32>, tensor<3x4x5xf32>, tensor<3xi32>) -> tensor<8x5xf32>
   return %values, %indices, %0 : tensor<8x2xf32>, tensor<8x2xi32>, tensor<8x5xf32>
 }
+
+// -----
+
+// Dynamic StableHLO (jax.jit(f).lower with jax.export.symbolic_shape specs): every dynamic op
+// becomes a prim op whose run-time sizes come from JAX's shape computation, which is then
+// gone. An unbound dimension variable (here %arg0, "b") is read with tensor.extract.
+// CHECK-LABEL: module @jit_dynamic_bias
+// CHECK: %[[E:.*]] = tensor.extract %arg0[] : tensor<i32>
+// CHECK: %[[B:.*]] = arith.index_cast %[[E]] : i32 to index
+// CHECK: %[[BIAS:.*]] = "prim.broadcast"(%arg2, %[[B]]) {dims = array<i64: 1>} : (tensor<8xf32>, index) -> tensor<?x8xf32>
+// CHECK: "prim.map"(%arg1, %[[BIAS]]) {fn = "add"}
+// CHECK-NOT: stablehlo.
+// STATS: stablehlo-to-nn: raised 7 of 7 StableHLO ops (0 composites); left: none
+module @jit_dynamic_bias attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<i32> {jax.global_constant = "b"}, %arg1: tensor<?x8xf32>, %arg2: tensor<8xf32>) -> (tensor<?x8xf32> {jax.result_info = "result"}) {
+    %0 = stablehlo.broadcast_in_dim %arg2, dims = [1] : (tensor<8xf32>) -> tensor<1x8xf32>
+    %c = stablehlo.constant dense<8> : tensor<i32>
+    %1 = stablehlo.reshape %arg0 : (tensor<i32>) -> tensor<1xi32>
+    %c_0 = stablehlo.constant dense<8> : tensor<1xi32>
+    %2 = stablehlo.concatenate %1, %c_0, dim = 0 : (tensor<1xi32>, tensor<1xi32>) -> tensor<2xi32>
+    %3 = stablehlo.dynamic_broadcast_in_dim %0, %2, dims = [0, 1] : (tensor<1x8xf32>, tensor<2xi32>) -> tensor<?x8xf32>
+    %4 = stablehlo.add %arg1, %3 : tensor<?x8xf32>
+    return %4 : tensor<?x8xf32>
+  }
+}
+
+// -----
+
+// dynamic_reshape: prim.reshape with the sizes of its dynamic result dims.
+// CHECK-LABEL: module @jit_dynamic_reshape
+// CHECK: "prim.reshape"(%arg2, %{{.*}}, %{{.*}}) : (tensor<?x?x8xf32>, index, index) -> tensor<?x?x2x4xf32>
+// CHECK-NOT: stablehlo.
+// STATS: stablehlo-to-nn: raised 8 of 8 StableHLO ops (0 composites); left: none
+module @jit_dynamic_reshape attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<i32> {jax.global_constant = "b"}, %arg1: tensor<i32> {jax.global_constant = "s"}, %arg2: tensor<?x?x8xf32>) -> (tensor<?x?x2x4xf32> {jax.result_info = "result"}) {
+    %c = stablehlo.constant dense<2> : tensor<i32>
+    %c_0 = stablehlo.constant dense<4> : tensor<i32>
+    %0 = stablehlo.reshape %arg0 : (tensor<i32>) -> tensor<1xi32>
+    %1 = stablehlo.reshape %arg1 : (tensor<i32>) -> tensor<1xi32>
+    %c_1 = stablehlo.constant dense<2> : tensor<1xi32>
+    %c_2 = stablehlo.constant dense<4> : tensor<1xi32>
+    %2 = stablehlo.concatenate %0, %1, %c_1, %c_2, dim = 0 : (tensor<1xi32>, tensor<1xi32>, tensor<1xi32>, tensor<1xi32>) -> tensor<4xi32>
+    %3 = stablehlo.dynamic_reshape %arg2, %2 : (tensor<?x?x8xf32>, tensor<4xi32>) -> tensor<?x?x2x4xf32>
+    return %3 : tensor<?x?x2x4xf32>
+  }
+}
+
+// -----
+
+// dynamic_iota (jnp.arange of a symbolic size): prim.iota with its size; the 0 + 1 * iota
+// JAX writes around it folds away.
+// CHECK-LABEL: module @jit_dynamic_iota
+// CHECK: %[[S:.*]] = arith.index_cast %{{.*}} : i32 to index
+// CHECK: "prim.iota"(%[[S]]) {dim = 0 : i64} : (index) -> tensor<?xi32>
+// CHECK-NOT: fn = "add"
+// CHECK: "prim.broadcast"(%{{.*}}, %{{.*}}, %{{.*}}) {dims = array<i64: 1>} : (tensor<?xf32>, index, index) -> tensor<?x?xf32>
+// CHECK-NOT: stablehlo.
+// STATS: stablehlo-to-nn: raised 21 of 21 StableHLO ops (0 composites); left: none
+module @jit_dynamic_iota attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<i32> {jax.global_constant = "b"}, %arg1: tensor<i32> {jax.global_constant = "s"}, %arg2: tensor<?x?xf32>) -> (tensor<?x?xf32> {jax.result_info = "result"}) {
+    %0 = stablehlo.reshape %arg1 : (tensor<i32>) -> tensor<1xi32>
+    %1 = stablehlo.dynamic_iota %0, dim = 0 : (tensor<1xi32>) -> tensor<?xi32>
+    %c = stablehlo.constant dense<1> : tensor<i32>
+    %2 = stablehlo.reshape %arg1 : (tensor<i32>) -> tensor<1xi32>
+    %3 = stablehlo.dynamic_broadcast_in_dim %c, %2, dims = [] : (tensor<i32>, tensor<1xi32>) -> tensor<?xi32>
+    %4 = stablehlo.multiply %3, %1 : tensor<?xi32>
+    %c_0 = stablehlo.constant dense<0> : tensor<i32>
+    %5 = stablehlo.reshape %arg1 : (tensor<i32>) -> tensor<1xi32>
+    %6 = stablehlo.dynamic_broadcast_in_dim %c_0, %5, dims = [] : (tensor<i32>, tensor<1xi32>) -> tensor<?xi32>
+    %7 = stablehlo.add %6, %4 : tensor<?xi32>
+    %c_1 = stablehlo.constant dense<1> : tensor<i32>
+    %c_2 = stablehlo.constant dense<1> : tensor<1xi32>
+    %8 = stablehlo.reshape %arg1 : (tensor<i32>) -> tensor<1xi32>
+    %9 = stablehlo.concatenate %c_2, %8, dim = 0 : (tensor<1xi32>, tensor<1xi32>) -> tensor<2xi32>
+    %10 = stablehlo.dynamic_broadcast_in_dim %7, %9, dims = [1] : (tensor<?xi32>, tensor<2xi32>) -> tensor<1x?xi32>
+    %11 = stablehlo.convert %10 : (tensor<1x?xi32>) -> tensor<1x?xf32>
+    %12 = stablehlo.reshape %arg0 : (tensor<i32>) -> tensor<1xi32>
+    %13 = stablehlo.reshape %arg1 : (tensor<i32>) -> tensor<1xi32>
+    %14 = stablehlo.concatenate %12, %13, dim = 0 : (tensor<1xi32>, tensor<1xi32>) -> tensor<2xi32>
+    %15 = stablehlo.dynamic_broadcast_in_dim %11, %14, dims = [0, 1] : (tensor<1x?xf32>, tensor<2xi32>) -> tensor<?x?xf32>
+    %16 = stablehlo.multiply %arg2, %15 : tensor<?x?xf32>
+    return %16 : tensor<?x?xf32>
+  }
+}
+
+// -----
+
+// dynamic_gather at a constant index (x[:, :, 1]): a prim.slice (limits -1: the run-time
+// sizes) and a reshape dropping the collapsed dim.
+// CHECK-LABEL: module @jit_dynamic_gather
+// CHECK: %[[X:.*]] = "prim.reshape"(%arg2, %{{.*}}, %{{.*}}) : (tensor<?x?x12xf32>, index, index) -> tensor<?x?x3x4xf32>
+// CHECK: %[[S:.*]] = "prim.slice"(%[[X]], %{{.*}}, %{{.*}}) {limit = array<i64: -1, -1, 2, 4>, start = array<i64: 0, 0, 1, 0>} : (tensor<?x?x3x4xf32>, index, index) -> tensor<?x?x1x4xf32>
+// CHECK: "prim.reshape"(%[[S]], %{{.*}}, %{{.*}}) : (tensor<?x?x1x4xf32>, index, index) -> tensor<?x?x4xf32>
+// CHECK-NOT: stablehlo.
+// STATS: stablehlo-to-nn: raised 18 of 18 StableHLO ops (0 composites); left: none
+module @jit_dynamic_gather attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<i32> {jax.global_constant = "b"}, %arg1: tensor<i32> {jax.global_constant = "s"}, %arg2: tensor<?x?x12xf32>) -> (tensor<?x?x4xf32> {jax.result_info = "result"}) {
+    %c = stablehlo.constant dense<3> : tensor<i32>
+    %c_0 = stablehlo.constant dense<4> : tensor<i32>
+    %0 = stablehlo.reshape %arg0 : (tensor<i32>) -> tensor<1xi32>
+    %1 = stablehlo.reshape %arg1 : (tensor<i32>) -> tensor<1xi32>
+    %c_1 = stablehlo.constant dense<3> : tensor<1xi32>
+    %c_2 = stablehlo.constant dense<4> : tensor<1xi32>
+    %2 = stablehlo.concatenate %0, %1, %c_1, %c_2, dim = 0 : (tensor<1xi32>, tensor<1xi32>, tensor<1xi32>, tensor<1xi32>) -> tensor<4xi32>
+    %3 = stablehlo.dynamic_reshape %arg2, %2 : (tensor<?x?x12xf32>, tensor<4xi32>) -> tensor<?x?x3x4xf32>
+    %c_3 = stablehlo.constant dense<1> : tensor<i32>
+    %4 = stablehlo.broadcast_in_dim %c_3, dims = [] : (tensor<i32>) -> tensor<1xi32>
+    %c_4 = stablehlo.constant dense<1> : tensor<i32>
+    %c_5 = stablehlo.constant dense<4> : tensor<i32>
+    %5 = stablehlo.reshape %arg0 : (tensor<i32>) -> tensor<1xi32>
+    %6 = stablehlo.reshape %arg1 : (tensor<i32>) -> tensor<1xi32>
+    %c_6 = stablehlo.constant dense<1> : tensor<1xi32>
+    %c_7 = stablehlo.constant dense<4> : tensor<1xi32>
+    %7 = stablehlo.concatenate %5, %6, %c_6, %c_7, dim = 0 : (tensor<1xi32>, tensor<1xi32>, tensor<1xi32>, tensor<1xi32>) -> tensor<4xi32>
+    %8 = "stablehlo.dynamic_gather"(%3, %4, %7) <{dimension_numbers = #stablehlo.gather<offset_dims = [0, 1, 2], collapsed_slice_dims = [2], start_index_map = [2]>, indices_are_sorted = true}> : (tensor<?x?x3x4xf32>, tensor<1xi32>, tensor<4xi32>) -> tensor<?x?x4xf32>
+    return %8 : tensor<?x?x4xf32>
+  }
+}
+
+// -----
+
+// dynamic_update_slice (a KV cache write): prim.update_slice at the offsets' index values.
+// CHECK-LABEL: module @jit_dynamic_update_slice
+// CHECK: %[[C0:.*]] = arith.constant 0 : index
+// CHECK: %[[P:.*]] = arith.index_cast %{{.*}} : i32 to index
+// CHECK: "prim.update_slice"(%arg0, %arg1, %[[C0]], %[[P]]) : (tensor<?x16xf32>, tensor<?x?xf32>, index, index) -> tensor<?x16xf32>
+// CHECK-NOT: stablehlo.
+// STATS: stablehlo-to-nn: raised 2 of 2 StableHLO ops (0 composites); left: none
+module @jit_dynamic_update_slice attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<?x16xf32>, %arg1: tensor<?x?xf32>, %arg2: tensor<i32>) -> (tensor<?x16xf32> {jax.result_info = "result"}) {
+    %c = stablehlo.constant dense<0> : tensor<i32>
+    %0 = stablehlo.dynamic_update_slice %arg0, %arg1, %c, %arg2 : (tensor<?x16xf32>, tensor<?x?xf32>, tensor<i32>, tensor<i32>) -> tensor<?x16xf32>
+    return %0 : tensor<?x16xf32>
+  }
+}
+
+// -----
+
+// Dimension variables bound to the inputs (what sw.jax.jit and sw.jax.export do): the
+// sizes are the inputs' tensor.dim.
+// CHECK-LABEL: module @jit_bound_dims
+// CHECK: %[[D:.*]] = tensor.dim %arg0, %{{.*}} : tensor<?x8xf32>
+// CHECK: %[[TWO:.*]] = "prim.broadcast"(%{{.*}}, %[[D]]) {dims = array<i64>} : (tensor<f32>, index) -> tensor<?x8xf32>
+// CHECK: "prim.map"(%arg0, %[[TWO]]) {fn = "mul"}
+// CHECK-NOT: stablehlo.
+// STATS: stablehlo-to-nn: raised 6 of 6 StableHLO ops (0 composites); left: none
+module @jit_bound_dims attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<?x8xf32>) -> (tensor<?x8xf32> {jax.result_info = "result"}) {
+    %c0 = arith.constant 0 : index
+    %d = tensor.dim %arg0, %c0 : tensor<?x8xf32>
+    %di = arith.index_cast %d : index to i32
+    %b = tensor.from_elements %di : tensor<i32>
+    %cst = stablehlo.constant dense<2.000000e+00> : tensor<f32>
+    %1 = stablehlo.reshape %b : (tensor<i32>) -> tensor<1xi32>
+    %c_0 = stablehlo.constant dense<8> : tensor<1xi32>
+    %2 = stablehlo.concatenate %1, %c_0, dim = 0 : (tensor<1xi32>, tensor<1xi32>) -> tensor<2xi32>
+    %3 = stablehlo.dynamic_broadcast_in_dim %cst, %2, dims = [] : (tensor<f32>, tensor<2xi32>) -> tensor<?x8xf32>
+    %4 = stablehlo.multiply %arg0, %3 : tensor<?x8xf32>
+    return %4 : tensor<?x8xf32>
+  }
+}

@@ -35,6 +35,8 @@ def test_every_mode_builds_its_workloads():
 def test_tiny_workloads_agree_with_numpy_and_jax():
     import jax
     for w in workloads.suite("tiny"):
+        if w.group == "llm":  # (their own runners: test_llm_workloads)
+            continue
         want = np.asarray(jax.jit(w.jax_fn)(*w.args()))
         assert np.all(np.isfinite(want.astype(np.float32))), w.name
         if w.numpy_fn is not None:
@@ -131,6 +133,28 @@ def test_goals_verdicts_and_shortfalls():
     even = report.goals(_synthetic(dict(zip(names, (1.5, 1.4, 1.3))), dict(zip(names, (0.995, 1.2, 1.1))),
                                    0.85, 0.5, 1.0))
     assert even[0]["holds"] is True and even[0]["measured"] == "min 0.99x, 0 slower beyond the IQRs"
+
+
+def test_llm_workloads_tokens_per_s_and_goals():
+    """One tiny decode workload with stepwell's KV-cache export and jax.jit: the same
+    logits, tokens/s, the bytes a step reads, the LLM goals in the report."""
+    doc = harness.run(Options(mode="tiny", filter=("gpt2_decode_b2",), runners=("stepwell", "jax"),
+                              probe=False, repeat=2))
+    (w,) = doc["workloads"]
+    assert w["group"] == "llm" and set(w["results"]) == {"stepwell", "jax"}
+    for name, r in w["results"].items():
+        assert r["status"] == "ok" and r["matches"], (name, r)
+        assert r["tokens_per_s"] == pytest.approx(2 / (r["median_ms"] * 1e-3))
+        assert r["bytes_per_call"] > 0
+    assert w["results"]["stepwell"]["bytes_per_call"] == w["results"]["jax"]["bytes_per_call"]
+    goals = {g["name"]: g for g in doc["targets"]}
+    assert goals["f32 decode vs jax.jit (cache)"]["measured"].startswith("gpt2_decode_b2 ")
+    assert goals["int8 decode vs jax.jit f32"]["holds"] is None      # not run: not measured
+    doc["bandwidth"] = {"gbs": 10.0}
+    report.finish(doc)
+    r = doc["workloads"][0]["results"]["stepwell"]
+    assert r["bandwidth_share"] == pytest.approx(r["bytes_per_call"] / 10e9 / (r["median_ms"] * 1e-3))
+    assert "LLM: tokens/s" in report.plain(doc)
 
 
 def test_tables_plain_and_markdown(tiny_doc):

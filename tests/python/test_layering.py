@@ -28,7 +28,7 @@ LAYERS = [
     {"frontends"},
     {"export", "numerics"},
     {"tuner"},
-    {"bench", "distributed"},
+    {"bench", "distributed", "generation"},
     {"api"},
     {"tools"},
     {"fuzz"},  # drives the CLIs (stepwell-opt in a worker) and sw.jax.jit

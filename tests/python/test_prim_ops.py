@@ -47,6 +47,13 @@ ROUND_TRIP = [
     ("prim.transpose", ["2x3x4xf32"], lambda x: sw.prim.transpose(x, permutation=[2, 0, 1])),
     ("prim.reshape", ["2x3x4xf32"], lambda x: sw.prim.reshape(x, result_type=tt("6x4xf32"))),
     ("prim.reshape", ["?x4xf32"], lambda x: sw.prim.reshape(x, result_type=tt("?x2x2xf32"))),
+    ("prim.reshape", ["?x?x4xf32"], lambda x: sw.prim.reshape(
+        x, _muli(_dim(x, 0), _dim(x, 1)), result_type=tt("?x4xf32"))),
+    ("prim.broadcast", ["?x4xf32"], lambda x: sw.prim.broadcast(
+        x, _dim(x, 0), _dim(x, 0), dims=[0, 2], result_type=tt("?x?x4xf32"))),
+    ("prim.slice", ["?x8xf32"], lambda x: sw.prim.slice(x, _dim(x, 0), start=[0, 2], limit=[-1, 6])),
+    ("prim.iota", ["?xf32"], lambda x: sw.prim.iota(_dim(x, 0), dim=0, result_type=tt("?x3xi32"))),
+    ("prim.update_slice", ["?x8xf32", "1x8xf32"], lambda x, u: sw.prim.update_slice(x, u, _dim(x, 0), _dim(u, 0))),
     ("prim.cast", ["4x8xf32"], lambda x: sw.prim.cast(x, result_type=tt("4x8xbf16"))),
     ("prim.slice", ["8x8xf32"], lambda x: sw.prim.slice(x, start=[1, 0], limit=[7, 8], stride=[2, 1])),
     ("prim.slice", ["8x8xf32"], lambda x: sw.prim.slice(x, start=[0, 2], limit=[4, 6])),
@@ -67,6 +74,17 @@ ROUND_TRIP = [
      lambda x, g, wg, wu, wd: sw.prim.block_ffn(x, g, wg, wu, wd, block=2, activation="relu",
                                                 result_type=tt("8x4xf32"))),
 ]
+
+
+def _dim(x, i: int):
+    """``tensor.dim %x, i`` (a run-time size for the ops' ``sizes`` operands)."""
+    from stepwell.core.ir import arith, tensor
+    return tensor.DimOp(x, arith.ConstantOp(ir.IndexType.get(), i).result).result
+
+
+def _muli(a, b):
+    from stepwell.core.ir import arith
+    return arith.MulIOp(a, b).result
 
 
 def build_module(arg_types, body) -> str:
@@ -144,6 +162,10 @@ NEGATIVE = [
      "operand dimension 0 (4) must equal result dimension 0 (3)"),
     ("prim.broadcast", ["4xf32"], "{dims = array<i64: 1>}", "3x4xf16", "result element type f16 differs from operand f32"),
     ("prim.broadcast", ["4xf32"], "{dims = 1 : i64}", "3x4xf32", "attribute 'dims' must be array<i64: ...>"),
+    ("prim.broadcast", ["4xf32"], "{dims = array<i64: 1>}", "?x4xf32",
+     "dynamic added dimension 0 of tensor<?x4xf32> needs its size"),
+    ("prim.broadcast", ["?xf32", "index"], "{dims = array<i64: 1>}", "?x?xf32",
+     "takes one size per dynamic result dimension of tensor<?x?xf32> (2), found 1"),
     # prim.reduce
     ("prim.reduce", ["4x8xf32"], '{kind = "sum", axes = array<i64: 2>}', "4xf32", "axis 2 is out of range for rank 2"),
     ("prim.reduce", ["4x8xf32"], '{kind = "sum", axes = array<i64: 1, -1>}', "4xf32", "repeat an axis"),
@@ -164,7 +186,9 @@ NEGATIVE = [
     ("prim.reshape", ["4x8xf32"], "", "5x6xf32",
      "element counts differ: operand tensor<4x8xf32> has 32, result tensor<5x6xf32> has 30"),
     ("prim.reshape", ["4x8xf32"], "", "32xf16", "result element type f16 differs from operand f32"),
-    ("prim.reshape", ["4x8xf32", "4x8xf32"], "", "32xf32", "expects 1 operands, found 2"),
+    ("prim.reshape", ["4x8xf32", "4x8xf32"], "", "32xf32", "operand 'sizes' must be index, found tensor<4x8xf32>"),
+    ("prim.reshape", ["?x8xf32", "index", "index"], "", "?x4x2xf32",
+     "takes one size per dynamic result dimension of tensor<?x4x2xf32> (1), found 2"),
     # prim.cast
     ("prim.cast", ["4x8xf32"], "", "4x4xi32", "result shape tensor<4x4xi32> differs from operand tensor<4x8xf32>"),
     ("prim.cast", [], "", "4xi32", "expects 1 operands, found 0"),
@@ -178,6 +202,10 @@ NEGATIVE = [
     ("prim.slice", ["4x8xf32"], "{start = array<i64: 0, 0>, limit = array<i64: 4, 8>, stride = array<i64: 1, 0>}",
      "4x8xf32", "stride 0 must be positive"),
     ("prim.slice", ["4x8xf32"], "{limit = array<i64: 4, 8>}", "4x8xf32", "requires attribute 'start'"),
+    ("prim.slice", ["?x8xf32"], "{start = array<i64: 0, 0>, limit = array<i64: -1, 8>}", "?x8xf32",
+     "takes one size per limit of -1 (1), found 0"),
+    ("prim.slice", ["4x8xf32", "index"], "{start = array<i64: 5, 0>, limit = array<i64: -1, 8>}", "?x8xf32",
+     "slice start 5 out of bounds for dimension 0 of tensor<4x8xf32>"),
     # prim.pad
     ("prim.pad", ["4x8xf32"], "{low = array<i64: 0, -1>, high = array<i64: 0, 0>}", "4x7xf32",
      "padding must be non-negative"),
@@ -200,8 +228,18 @@ NEGATIVE = [
      "result #0 type mismatch: expected tensor<10x3xf32>, found tensor<3x4xf32>"),
     # prim.iota
     ("prim.iota", [], "{dim = 2 : i64}", "4x8xi32", "dim 2 out of range for tensor<4x8xi32>"),
-    ("prim.iota", [], "{dim = 0 : i64}", "?x8xi32", "iota needs a static shape, found tensor<?x8xi32>"),
-    ("prim.iota", ["4xi32"], "{dim = 0 : i64}", "4xi32", "expects 0 operands, found 1"),
+    ("prim.iota", [], "{dim = 0 : i64}", "?x8xi32",
+     "iota of tensor<?x8xi32> needs the sizes of its dynamic dimensions (index operands)"),
+    ("prim.iota", ["4xi32"], "{dim = 0 : i64}", "4xi32", "operand 'sizes' must be index, found tensor<4xi32>"),
+    # prim.update_slice
+    ("prim.update_slice", ["4x8xf32", "2x8xf32", "index"], "", "4x8xf32",
+     "takes one offset per dimension of tensor<4x8xf32> (2), found 1"),
+    ("prim.update_slice", ["4x8xf32", "2x9xf32", "index", "index"], "", "4x8xf32",
+     "update dimension 1 (9) exceeds x's (8)"),
+    ("prim.update_slice", ["4x8xf32", "2x8xf16", "index", "index"], "", "4x8xf32",
+     "update element type f16 differs from x f32"),
+    ("prim.update_slice", ["4x8xf32", "8xf32", "index"], "", "4x8xf32",
+     "update tensor<8xf32> must have the rank of x tensor<4x8xf32>"),
     # prim.conv
     ("prim.conv", ["1x8x8x3xf32", "3x3x4x8xf32"], "", "1x6x6x8xf32",
      "weight input channels 4 x groups 1 must equal input channels 3"),
@@ -236,9 +274,10 @@ NEGATIVE += [  # routing ops (dialects/prim_moe.py)
 
 
 def negative_text(name, operand_types, attrs, result) -> str:
-    args = ", ".join(f"%a{i}: tensor<{t}>" for i, t in enumerate(operand_types))
+    wrap = lambda t: t if t == "index" else f"tensor<{t}>"  # noqa: E731
+    args = ", ".join(f"%a{i}: {wrap(t)}" for i, t in enumerate(operand_types))
     operands = ", ".join(f"%a{i}" for i in range(len(operand_types)))
-    types = ", ".join(f"tensor<{t}>" for t in operand_types)
+    types = ", ".join(wrap(t) for t in operand_types)
     attrs = f" {attrs}" if attrs else ""
     return (f"func.func @f({args}) {{\n"
             f'  %0 = "{name}"({operands}){attrs} : ({types}) -> tensor<{result}>\n'
@@ -271,7 +310,7 @@ def test_unknown_prim_op_suggests_the_closest():
 def test_unranked_operand_is_rejected():
     text = ("func.func @f(%a: tensor<*xf32>) {\n"
             '  %0 = "prim.map"(%a) {fn = "exp"} : (tensor<*xf32>) -> tensor<4xf32>\n  return\n}\n')
-    assert parse_error(text) == ("in.mlir:2:8: error: 'prim.map' operand #0 must be a ranked tensor, "
+    assert parse_error(text) == ("in.mlir:2:8: error: 'prim.map' operand #0 must be a ranked tensor or index, "
                                  "found tensor<*xf32>")
 
 
@@ -514,6 +553,30 @@ def test_slice_matches_lax_slice(data, seed):
     assert_matches(unit, jax.lax.slice(x, start, limit))
 
 
+@given(data=st.data(), seed=seeds)
+def test_update_slice_matches_dynamic_update_slice(data, seed):
+    shape = data.draw(shapes(1, 3, 6))
+    ushape = [data.draw(st.integers(1, d)) for d in shape]
+    offsets = [data.draw(st.integers(0, d + 2)) for d in shape]  # too large: clamped (as StableHLO)
+    rng = np.random.default_rng(seed)
+    x, u = normal(rng, shape), normal(rng, ushape)
+    ours = evaluate("prim.update_slice", [x, u, *offsets], {})
+    assert_matches(ours, jax.lax.dynamic_update_slice(x, u, offsets))
+
+
+def test_run_time_sizes_match_jax():
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    ours = evaluate("prim.slice", [x, 2], {"start": [1, 0], "limit": [-1, 4], "stride": [2, 1]},
+                    TensorType((None, 4), "f32"))
+    assert_matches(ours, jax.lax.slice(x, (1, 0), (5, 4), (2, 1)))
+    ours = evaluate("prim.broadcast", [x[0], 3], {"dims": [1]}, TensorType((None, 4), "f32"))
+    assert_matches(ours, jnp.broadcast_to(x[0], (3, 4)))
+    ours = evaluate("prim.reshape", [x, 3, 8], {}, TensorType((None, None), "f32"))
+    assert_matches(ours, jnp.reshape(x, (3, 8)))
+    ours = evaluate("prim.iota", [5], {"dim": 0}, TensorType((None, 2), "i32"))
+    assert_matches(ours, jax.lax.broadcasted_iota(np.int32, (5, 2), 0))
+
+
 @pytest.mark.parametrize("dtype", ["f32", "i32"])
 @given(data=st.data(), seed=seeds)
 def test_pad_matches_lax_pad(dtype, data, seed):
@@ -691,6 +754,7 @@ NUMERIC_TESTS = {
     "prim.scatter": test_scatter_matches_at_set_dropping_out_of_range,
     "prim.block_matmul": test_block_matmul_and_ffn_match_per_tile_jax,
     "prim.block_ffn": test_block_matmul_and_ffn_match_per_tile_jax,
+    "prim.update_slice": test_update_slice_matches_dynamic_update_slice,
 }
 
 

@@ -110,16 +110,22 @@ def run(options: Options, progress: Progress | None = None) -> dict:
     """Run the suite; returns the report (the JSON document, see ``report.SCHEMA``)."""
     from stepwell import targets
     from stepwell.bench import report
+    chosen = options.runners  # (None: all; an LLM workload then runs all of its own)
     options.defaults()
     progress = progress or Progress()
     target = targets.get(options.target)
     workloads = select(options.mode, options.filter)
     runners = [RUNNERS[n] for n in options.runners]
     runnable = bool(targets.available(target))
-    progress.start(len(workloads) * (len(runners) + 1) + (2 if options.probe else 0))
+    own = {w.name: [r for n, r in w.runners.items() if chosen is None or n in chosen]
+           for w in workloads if w.runners}
+    progress.start(sum(len(own.get(w.name, runners)) + 1 for w in workloads) + (2 if options.probe else 0))
 
     doc = report.header(options, target, runnable)
-    doc["runners"] = [{"name": r.name, "description": r.description} for r in runners]
+    listed = {r.name: r for r in runners}
+    for rs in own.values():
+        listed.update({r.name: r for r in rs if r.name not in listed})
+    doc["runners"] = [{"name": r.name, "description": r.description} for r in listed.values()]
     probe = None
     start_gflops = end_gflops = None
     if options.probe:
@@ -131,13 +137,21 @@ def run(options: Options, progress: Progress | None = None) -> dict:
             doc["probe_error"] = f"{type(e).__name__}: {e}"
         progress.advance()
 
+    if own and options.probe and runnable:
+        try:
+            doc["bandwidth"] = {"gbs": probe_mod.BandwidthProbe().measure(),
+                                "method": probe_mod.BANDWIDTH_METHOD}
+        except Exception as e:  # noqa: BLE001  (the probe must not stop a run)
+            doc["bandwidth"] = {"error": f"{type(e).__name__}: {e}"}
+
     if "stepwell-tuned" in options.runners and runnable:  # tune first, within its budget
         from stepwell.bench.tuned import tune_suite
         doc["tuning"] = tune_suite(workloads, target, options, progress)
 
     started = time.perf_counter()
     for w in workloads:
-        doc["workloads"].append(_run_workload(w, runners, target, runnable, options, progress))
+        doc["workloads"].append(_run_workload(w, own.get(w.name, runners), target, runnable, options,
+                                              progress))
         w.release()
         gc.collect()
     doc["elapsed_s"] = time.perf_counter() - started
@@ -240,4 +254,6 @@ def _time_round_robin(w: Workload, prepared: dict, entry: dict, options: Options
         res = entry["results"][name]
         res.update(summarize(samples[name]))
         res["gflops"] = w.flops / (res["median_ms"] * 1e-3) / 1e9
+        if w.tokens:
+            res["tokens_per_s"] = w.tokens / (res["median_ms"] * 1e-3)
         res["peak_mem_mib"], res["mem_method"] = peak_memory_mib(p.call)

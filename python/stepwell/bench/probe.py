@@ -144,3 +144,50 @@ def verdict(start: float | None, end: float | None, reference: float | None = No
                            f"peak {reference:.0f} GFLOP/s")
     return {"method": METHOD, "start_gflops": start, "end_gflops": end, "peak_gflops": peak,
             "reference_gflops": reference, "contended": bool(reasons), "reasons": reasons}
+
+
+# -- memory bandwidth ----------------------------------------------------------------------
+
+BANDWIDTH_BYTES = 1 << 28   # 256 MiB read per call: far beyond the caches
+BANDWIDTH_METHOD = (f"IREE-compiled f32 row sums over {BANDWIDTH_BYTES >> 20} MiB (cpu target flags), "
+                    "all cores; bytes read / best call time")
+
+
+def _bandwidth_text(rows: int, cols: int = 1024) -> str:
+    t, r = f"tensor<{rows}x{cols}xf32>", f"tensor<{rows}xf32>"
+    return f"""func.func @main(%x: {t}) -> {r} {{
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : {r}
+  %f = linalg.fill ins(%z : f32) outs(%e : {r}) -> {r}
+  %s = linalg.reduce ins(%x : {t}) outs(%f : {r}) dimensions = [1]
+    (%in: f32, %acc: f32) {{
+      %a = arith.addf %in, %acc : f32
+      linalg.yield %a : f32
+    }}
+  return %s : {r}
+}}"""
+
+
+class BandwidthProbe:
+    """The memory bandwidth a compiled kernel reaches reading a large buffer once
+    (what a decode step does with the weights): :meth:`measure` gives GB/s."""
+
+    def __init__(self, nbytes: int = BANDWIDTH_BYTES):
+        from stepwell.bench.runners import _IreeExecutable
+        from stepwell.compiler import driver as compiler
+        rows = nbytes // (4 * 1024)
+        self.nbytes = rows * 1024 * 4
+        exe = compiler.compile(_bandwidth_text(rows), "cpu")
+        self.call = _IreeExecutable(exe, [np.ones((rows, 1024), np.float32)])
+        self.call()
+
+    def measure(self, rounds: int = 10, seconds: float = 2.0) -> float:
+        best = float("inf")
+        deadline = time.perf_counter() + seconds
+        for i in range(rounds):
+            start = time.perf_counter()
+            self.call()
+            best = min(best, time.perf_counter() - start)
+            if i >= 2 and time.perf_counter() > deadline:
+                break
+        return self.nbytes / best / 1e9

@@ -168,8 +168,10 @@ def finish(doc: dict) -> dict:
                          "geomean_vs_jax": _geomean(vs_jax), "min_vs_jax": min(vs_jax, default=None),
                          "geomean_vs_iree": _geomean(vs_iree), "min_vs_iree": min(vs_iree, default=None)}
     doc["summary"] = summary
+    from stepwell.bench import llm_report
     from stepwell.bench.tuned import goals as tuning_goals
-    doc["targets"] = goals(doc) + tuning_goals(doc)
+    llm_report.finish(doc)
+    doc["targets"] = goals(doc) + tuning_goals(doc) + llm_report.goals(doc, _goal)
     return doc
 
 
@@ -315,6 +317,9 @@ def tables(doc: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     out.append(("compile: wall seconds, stepwell's passes as a share of the CPU time of passes + "
                 "iree-compile, dispatches, peak memory per call (MiB of RSS growth)",
                 head, rows))
+    from stepwell.bench import llm_report
+    if (llm := llm_report.table(doc)) is not None:
+        out.append(llm)
     verdict = {True: "holds", False: "MISSED", None: "not measured"}
     rows = [[g["name"], g["goal"], g["measured"] or "-", verdict[g["holds"]], g["shortfall"] or ""]
             for g in doc.get("targets", [])]

@@ -39,6 +39,8 @@ class Workload:
     rtol: float = 1e-4              # max |err| / max |ref| accepted against jax.jit
     inputs: int | None = None       # leading arguments that are inputs (the rest: weights)
     notes: str = ""
+    runners: dict | None = None     # its own runners (name -> Runner) instead of the suite's
+    tokens: int = 0                 # tokens a call processes (LLM workloads: tokens/s)
     _args: list | None = field(default=None, repr=False)
 
     def args(self) -> list:
@@ -359,7 +361,12 @@ def _param_count(cfg: GPT2Config) -> int:
 # the suite
 # ---------------------------------------------------------------------------
 def suite(mode: str = "full") -> list[Workload]:
-    """The workloads of a mode, in report order."""
+    """The workloads of a mode, in report order (the LLM prefill/decode ones last)."""
+    from stepwell.bench import llm
+    return _suite(mode) + llm.suite(mode)
+
+
+def _suite(mode: str) -> list[Workload]:
     if mode not in MODES:
         raise ValueError(f"unknown mode '{mode}' (modes: {', '.join(MODES)})")
     from stepwell.bench.workloads_moe import moe_workloads

@@ -251,7 +251,8 @@ class Function:
                 f"({', '.join(self.result_types)}) on {self.exe.target.spec}>")
 
     def check_inputs(self, args) -> list:
-        """The inputs as contiguous numpy arrays, after checking count, shape and dtype."""
+        """The inputs as contiguous numpy arrays (device arrays pass as they are), after
+        checking count, shape and dtype."""
         arrays = []
         if self.arg_types is not None and len(args) != len(self.arg_types):
             want = len(self.arg_types)
@@ -263,6 +264,14 @@ class Function:
                 arrays.append(_scalar(self.name, i, declared, a))
                 continue
             want = _tensor_type(declared) if declared is not None else None
+            if isinstance(a, _rt().DeviceArray):  # already on the device: no copy
+                if want is not None and (len(a.shape) != want.rank or any(
+                        w is not None and w != d for w, d in zip(want.shape, a.shape))
+                        or np.dtype(a.dtype) != want.numpy_dtype()):
+                    raise StepwellError(f"function '{self.name}' argument {i} expects {want}, got "
+                                        f"{np.dtype(a.dtype).name}[{','.join(map(str, a.shape))}]")
+                arrays.append(a)
+                continue
             if not isinstance(a, (np.ndarray, np.generic)):
                 # Python numbers and lists take the declared element type.
                 try:
@@ -286,7 +295,9 @@ class Function:
             arrays.append(a)
         return arrays
 
-    def __call__(self, *args):
+    def __call__(self, *args, on_device=()):
+        """Run on numpy inputs (or device arrays); results come back as numpy, except those
+        at the positions ``on_device``, which stay device arrays (``to_host`` reads them)."""
         arrays = self.check_inputs(args)
         invoker = self.exe._invoker(self)
         try:
@@ -299,7 +310,7 @@ class Function:
         outs = out if isinstance(out, tuple) else (out,)
         types = self.result_types if self.result_types and len(self.result_types) == len(outs) \
             else [None] * len(outs)
-        host = tuple(_result(o, t) for o, t in zip(outs, types))
+        host = tuple(o if i in on_device else _result(o, t) for i, (o, t) in enumerate(zip(outs, types)))
         return host if isinstance(out, tuple) else host[0]
 
     def shards(self, *args) -> list[list[np.ndarray]]:

@@ -47,6 +47,17 @@ class Operand:
     doc: str = ""
     optional: bool = False
     variadic: bool = False
+    index: bool = False  # ``index`` scalars (run-time sizes), not tensors
+
+
+class _Index:
+    """What a spec function sees for an ``index`` operand (a run-time size)."""
+
+    def __repr__(self) -> str:
+        return "index"
+
+
+INDEX = _Index()
 
 
 # Attribute kinds and their MLIR spelling (DESIGN.md attribute conventions).
@@ -185,6 +196,7 @@ class OpSpec:
         if n < lo or (hi is not None and n > hi):
             want = str(lo) if hi == lo else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
             fail(f"expects {want} operands, found {n}")
+        self._check_kinds(operands)
         values = {}
         for a in self.attrs:
             if a.name in attrs:
@@ -199,6 +211,18 @@ class OpSpec:
                 values[a.name] = a.default
         return Sig(self, list(operands), values, list(results or []))
 
+    def _check_kinds(self, operands: list) -> None:
+        """Tensors where the spec has tensor operands, ``INDEX`` where it has index ones."""
+        spec_ops = [o for o in self.operands]
+        pos = 0
+        for o in spec_ops:
+            group = operands[pos:] if o.variadic else operands[pos:pos + 1]
+            for t in group:
+                if (t is INDEX) != o.index:
+                    fail(f"operand '{o.name}' must be "
+                         f"{'index' if o.index else 'a ranked tensor'}, found {t}")
+            pos = len(operands) if o.variadic else pos + 1
+
     def infer_results(self, sig: Sig) -> list[TensorType]:
         out = self.infer(sig) if self.infer else sig.results
         if isinstance(out, TensorType):
@@ -209,8 +233,11 @@ class OpSpec:
     def evaluate(self, arrays: list, attrs: dict | None = None, results: list | None = None):
         """Run the reference semantics on numpy arrays (operand order; ``None`` for a
         left-out optional operand); returns a list of arrays."""
-        present = [np.asarray(a) for a in arrays if a is not None]
-        types = [TensorType(tuple(a.shape), dtype_of(a.dtype)) for a in present]
+        present = [a if isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+                   and self._index_at(i) else np.asarray(a)
+                   for i, a in enumerate(x for x in arrays if x is not None)]
+        types = [INDEX if not isinstance(a, np.ndarray) else TensorType(tuple(a.shape), dtype_of(a.dtype))
+                 for a in present]
         sig = self.bind(types, dict(attrs or {}), results)
         if results is None:
             sig.results = self.infer_results(sig)
@@ -218,11 +245,21 @@ class OpSpec:
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
         return [np.asarray(o).astype(t.numpy_dtype()) for o, t in zip(outs, sig.results)]
 
+    def _index_at(self, i: int) -> bool:
+        """Whether the ``i``-th present operand falls on an ``index`` operand."""
+        pos = 0
+        for o in self.operands:
+            if o.variadic or pos == i:
+                return o.index
+            pos += 1
+        return False
+
     # -- builder --------------------------------------------------------------
     def build(self, *operands, result_type=None, loc=None, **attrs):
         """Create the op at the current insertion point with its inferred result type."""
         values = _flatten_operands(operands)
-        types = [TensorType.from_mlir(v.type) for v in values]
+        types = [INDEX if isinstance(v.type, ir.IndexType) else TensorType.from_mlir(v.type)
+                 for v in values]
         for a in attrs:
             if self.attr(a) is None:
                 raise TypeError(f"{self.name} has no attribute '{a}'")

@@ -127,6 +127,14 @@ def splat_value(value):
     return scalar.value if isinstance(scalar, (ir.FloatAttr, ir.IntegerAttr)) else None
 
 
+def index_constant(value):
+    """The int of an ``arith.constant`` of index type defining ``value``, else None."""
+    const = producer(value, "arith.constant")
+    if const is None or not isinstance(value.type, ir.IndexType):
+        return None
+    return ir.IntegerAttr(const.attributes["value"]).value
+
+
 def reshape_chain_rule(name: str):
     """The pattern ``reshape(reshape(x)) -> reshape(x)`` (``x`` itself when the types
     match) for the reshape op ``name`` (``nn.reshape``, ``prim.reshape``)."""
@@ -134,12 +142,16 @@ def reshape_chain_rule(name: str):
         inner = producer(op.operands[0], name)
         if inner is None:
             return NO_MATCH
+        dynamic = str(op.results[0].type).count("?")
+        if len(op.operands) == 1 and len(inner.operands) > 1 and dynamic > 1:
+            return NO_MATCH  # (the inner's sizes are what tells the dynamic dims apart)
         source = inner.operands[0]
         if source.type == op.results[0].type:
             rewriter.replace_op(op, [source])
         else:
-            with rewriter.ip, op.location:
-                new = ir.Operation.create(name, results=[op.results[0].type], operands=[source])
+            with rewriter.ip, op.location:  # (the outer reshape's sizes describe the result)
+                new = ir.Operation.create(name, results=[op.results[0].type],
+                                          operands=[source] + list(op.operands)[1:])
             rewriter.replace_op(op, new)
         if not list(inner.results[0].uses):
             rewriter.erase_op(inner)

@@ -50,8 +50,11 @@ def _check_op(op) -> str | None:
     try:
         operands = []
         for i, v in enumerate(op.operands):
+            if isinstance(v.type, ir.IndexType):  # a run-time size (prim.broadcast's sizes, ...)
+                operands.append(opspec.INDEX)
+                continue
             t = TensorType.from_mlir(v.type)
-            opspec.check(t is not None, f"operand #{i} must be a ranked tensor, found {v.type}")
+            opspec.check(t is not None, f"operand #{i} must be a ranked tensor or index, found {v.type}")
             operands.append(t)
         results = []
         for i, r in enumerate(op.results):

@@ -46,7 +46,7 @@ def export_stages(fn, params, *args, path, stages=2, target="cpu", flags=(), cac
 
     from stepwell import targets
     from stepwell.export.pytree import is_array, json_tree, path_name, tree_spec
-    from stepwell.export.tracing import input_names
+    from stepwell.export.entries import input_names
     from stepwell.export.writer import check_destination
     from stepwell.frontends.jax import importer
 

@@ -13,7 +13,7 @@ from stepwell.core.diagnostics import Diagnostic, StepwellError
 from stepwell.export import integrity
 from stepwell.export.manifest import (MANIFEST, PARAMS, SCOPE, VMFB, check_versions, np_dtype,
                                       read_manifest, verify_files)
-from stepwell.export.pytree import OPAQUE, flatten, is_array, unflatten
+from stepwell.export.calls import EntryPoint, describe_io
 
 
 def load(path, *, target=None, verify: bool = True, devices: int | None = None) -> "ExportedModel":
@@ -78,17 +78,44 @@ def load(path, *, target=None, verify: bool = True, devices: int | None = None) 
 
 
 class ExportedModel:
-    """A loaded export: call it like the exported function without its ``params``."""
+    """A loaded export: call it like the exported function without its ``params``
+    (``model(x)`` runs ``main``; an export with several entry points runs each as
+    ``model.prefill(...)``, ``model.decode(...)`` or ``model.entry("decode")(...)``)."""
 
     def __init__(self, path: str, manifest: dict, exe):
         self.path = path
         self.manifest = manifest
         self.executable = exe
-        entry = manifest["entry_points"]["main"]
-        self.inputs = entry["inputs"]
-        self.outputs = entry["outputs"]
-        self._in_tree = (entry.get("input_tree") or {}).get("spec", OPAQUE)
-        self._out_tree = (entry.get("output_tree") or {}).get("spec", OPAQUE)
+        files = manifest.get("files", {})
+        # what a State checks it comes from: this module with these parameters
+        self.model_id = "".join(files.get(f, {}).get("sha256", "") for f in (VMFB, PARAMS)) or path
+        self.name = manifest.get("name", "") or os.path.basename(path)
+        self.entries = {n: EntryPoint(self, n, r) for n, r in manifest["entry_points"].items()
+                        if "specializes" not in r}
+        for n, r in manifest["entry_points"].items():   # static copies the entry calls for their sizes
+            base = self.entries.get(r.get("specializes", {}).get("entry"))
+            if base is not None:
+                base.specializations.append((r["specializes"]["dims"], n))
+        main = self.entries.get("main") or (next(iter(self.entries.values())) if len(self.entries) == 1
+                                            else None)
+        self.inputs = main.inputs if main else []
+        self.outputs = main.outputs if main else []
+
+    @property
+    def entry_points(self) -> list[str]:
+        return list(self.entries)
+
+    def entry(self, name: str) -> EntryPoint:
+        if name not in self.entries:
+            raise StepwellError(f"the model has no entry point '{name}' (entry points: "
+                                f"{', '.join(self.entries)})")
+        return self.entries[name]
+
+    def __getattr__(self, name: str):
+        entries = self.__dict__.get("entries") or {}
+        if name in entries:
+            return entries[name]
+        raise AttributeError(name)
 
     @property
     def target(self):
@@ -98,89 +125,32 @@ class ExportedModel:
     def parameters(self) -> list[dict]:
         return self.manifest["parameters"]
 
+    @property
+    def metadata(self) -> dict:
+        return self.manifest.get("metadata", {})
+
     def __repr__(self) -> str:
-        ins = ", ".join(f"{i['name']}: {_describe_io(i)}" for i in self.inputs)
-        outs = ", ".join(_describe_io(o) for o in self.outputs)
-        return (f"<stepwell.ExportedModel {self.manifest.get('name', '')}({ins}) -> ({outs}) "
+        sigs = "; ".join(_signature(n, e) for n, e in self.entries.items())
+        return (f"<stepwell.ExportedModel {self.manifest.get('name', '')}: {sigs} "
                 f"on {self.target.spec}, {len(self.parameters)} parameters>")
 
-    def check_inputs(self, args) -> list[np.ndarray]:
-        """The call's arguments as the flat numpy inputs the module takes, checked
-        against the manifest (count, structure, shape, dtype, one batch size)."""
-        top = None if self._in_tree in (OPAQUE, None) else self._in_tree.get("tuple")
-        if top is not None and len(args) != len(top) and len(args) != len(self.inputs):
-            self._count_error(len(args), len(top))
-        if self._in_tree is OPAQUE or self._in_tree is None:
-            leaves = list(args)
-        else:
-            try:
-                leaves = flatten(self._in_tree, tuple(args))
-            except StepwellError:
-                if len(args) != len(self.inputs) or not all(is_array(a) for a in args):
-                    raise
-                leaves = list(args)   # the flat leaves, in manifest order
-        if len(leaves) != len(self.inputs):
-            self._count_error(len(leaves), len(self.inputs))
-        arrays, batch = [], None
-        for spec, value in zip(self.inputs, leaves):
-            want = np_dtype(spec["dtype"])
-            try:
-                if isinstance(value, (list, tuple, int, float, bool)):
-                    a = np.asarray(value, dtype=want)   # Python values take the input's dtype
-                else:
-                    a = np.asarray(value)
-            except (TypeError, ValueError) as e:
-                raise StepwellError(f"input '{spec['name']}': {e}") from None
-            a = _cast(a, want, spec)
-            shape = spec["shape"]
-            ok = a.ndim == len(shape) and all(w is None or w == d for w, d in zip(shape, a.shape))
-            if not ok:
-                raise StepwellError(f"input '{spec['name']}' expects shape {_shape_text(shape)} "
-                                    f"({spec['dtype']}), got {_shape_text(list(a.shape))}")
-            if shape and shape[0] is None:
-                if batch is not None and a.shape[0] != batch:
-                    raise StepwellError(f"input '{spec['name']}' has batch size {a.shape[0]}, "
-                                        f"the inputs before it {batch}: every input shares "
-                                        "the batch dimension")
-                batch = a.shape[0]
-            arrays.append(np.ascontiguousarray(a) if a.ndim else a)
-        return arrays
+    def _main(self) -> EntryPoint:
+        if "main" in self.entries:
+            return self.entries["main"]
+        if len(self.entries) == 1:
+            return next(iter(self.entries.values()))
+        raise StepwellError(f"the model has several entry points ({', '.join(self.entries)}): call one, "
+                            f"e.g. model.{next(iter(self.entries))}(...)")
 
-    def _count_error(self, got: int, want: int):
-        names = ", ".join(i["name"] for i in self.inputs)
-        raise StepwellError(f"the model takes {want} input{'s' if want != 1 else ''} "
-                            f"({names}), got {got}")
+    def check_inputs(self, args) -> list:
+        """The call's arguments as the flat inputs ``main`` takes, checked against the
+        manifest (count, structure, shape, dtype, named dimensions and their limits)."""
+        return self._main().check_inputs(args)
 
     def __call__(self, *args):
-        arrays = self.check_inputs(args)
-        out = self.executable.function("main")(*arrays)
-        outs = list(out) if isinstance(out, tuple) else ([] if out is None else [out])
-        if self._out_tree is OPAQUE:
-            return out
-        return unflatten(self._out_tree, outs)
+        return self._main()(*args)
 
 
-def _cast(a: np.ndarray, want: np.dtype, spec: dict) -> np.ndarray:
-    """``a`` as ``want``: same-kind conversions that lose nothing the caller meant
-    (int64 -> int32 within range, float64 -> float32); others are errors."""
-    if a.dtype == want:
-        return a
-    kinds = {"f": "f", "V": "f", "i": "i", "u": "i", "b": "b"}
-    src_kind = "f" if a.dtype.name == "bfloat16" else kinds.get(a.dtype.kind)
-    dst_kind = "f" if np.dtype(want).name == "bfloat16" else kinds.get(np.dtype(want).kind)
-    if src_kind != dst_kind:
-        raise StepwellError(f"input '{spec['name']}' expects {spec['dtype']}, got {a.dtype.name}")
-    if dst_kind == "i" and a.size:
-        info = np.iinfo(want)
-        if a.min() < info.min or a.max() > info.max:
-            raise StepwellError(f"input '{spec['name']}' ({spec['dtype']}) holds values outside "
-                                f"[{info.min}, {info.max}]")
-    return a.astype(want)
-
-
-def _shape_text(shape) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def _describe_io(spec: dict) -> str:
-    return f"{spec['dtype']}{_shape_text(spec['shape'])}"
+def _signature(name: str, entry) -> str:
+    ins = ", ".join(f"{i['name']}: {describe_io(i)}" for i in entry.inputs)
+    return f"{name}({ins}) -> ({', '.join(describe_io(o) for o in entry.outputs)})"

@@ -1,7 +1,8 @@
 """The manifest (``manifest.json``): what an export folder holds, written and checked.
 
-Format and schema, the entry point's inputs and outputs (names, shapes with ``null`` for
-the dynamic batch, dtypes, pytree structure), the target, the stepwell/IREE/JAX
+Format and schema, each entry point's inputs and outputs (names, shapes with ``null``
+for dynamic dimensions and ``dims`` naming their symbols, dtypes, pytree structure,
+the state it takes and returns), the symbols' limits, the target, the stepwell/IREE/JAX
 versions, each parameter's name, shape and dtype, and the size and SHA-256 of the
 module and the parameter archive.
 """
@@ -29,10 +30,15 @@ BATCH = "b"                     # the symbolic leading dimension of dynamic_batc
 _CHUNK = 1 << 20
 
 
-def io(name: str, shape, dtype) -> dict:
+def io(name: str, shape, dtype, dims=None) -> dict:
+    """An input's or output's record; ``dims``: its dimensions with symbols (``["b", 16]``),
+    kept when one is dynamic."""
     from stepwell.core.types import TensorType
-    return {"name": name, "shape": [None if d is None else int(d) for d in shape],
-            "dtype": dtype_name(dtype), "type": str(TensorType(tuple(shape), dtype))}
+    out = {"name": name, "shape": [None if d is None else int(d) for d in shape],
+           "dtype": dtype_name(dtype), "type": str(TensorType(tuple(shape), dtype))}
+    if dims is not None and any(isinstance(d, str) for d in dims):
+        out["dims"] = list(dims)
+    return out
 
 
 def dtype_name(mlir_dtype: str) -> str:

@@ -173,7 +173,7 @@ def rewrite(module, names: list[str], n_params: int, opts: Options) -> Plan:
     in place; returns the plan that says which arrays the archive gets."""
     from stepwell.core import opspec
     from stepwell.core import quantize as qz
-    from stepwell.export.wrapper import dim_vars
+    from stepwell.frontends.jax.dims import dim_vars
     from stepwell.core.ir import context, ir
     from stepwell.core.types import TensorType, is_float
 
@@ -288,6 +288,29 @@ def rewrite(module, names: list[str], n_params: int, opts: Options) -> Plan:
             [a.type for a in block.arguments], list(ftype.results)))
         main.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs)
     return Plan(keep, weights, new_params, skipped, plan_hlo[0])
+
+
+def merge(plans: list) -> Plan:
+    """One plan for several entry points' rewrites of the same parameters: the float
+    parameters any of them keeps, each quantized array once (their names are the same)."""
+    keep = sorted(set().union(*(p.keep for p in plans)))
+    weights, seen = [], {}
+    for p in plans:
+        for w in p.weights:
+            key = (w.source, w.transposed)
+            if key in seen:
+                seen[key].layers += w.layers
+            else:
+                seen[key] = w
+                weights.append(w)
+    new_params, names = [], set()
+    for p in plans:
+        for entry in p.new_params:
+            if entry[0] not in names:
+                names.add(entry[0])
+                new_params.append((entry[0], entry[1], seen[(entry[2].source, entry[2].transposed)], entry[3]))
+    skipped = {k: v for p in plans for k, v in p.skipped.items()}
+    return Plan(keep, weights, new_params, skipped, any(p.stablehlo for p in plans))
 
 
 def _hlo(name: str, operands, result: str, **attrs):

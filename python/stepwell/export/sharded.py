@@ -33,7 +33,7 @@ def export_sharded(fn, params, *example_args, path, in_shardings, out_shardings=
     from stepwell.compiler import devices, driver
     from stepwell.export.manifest import FORMAT, SCHEMA, SCOPE, io, versions
     from stepwell.export.pytree import is_array, json_tree, path_name, tree_spec
-    from stepwell.export.tracing import input_names
+    from stepwell.export.entries import input_names
     from stepwell.export.writer import _write, check_destination
     from stepwell.frontends.jax import importer, shardy
 

@@ -17,17 +17,16 @@ import numpy as np
 
 from stepwell.core.diagnostics import Diagnostic, StepwellError
 from stepwell.export import integrity
-from stepwell.export.manifest import (BATCH, FORMAT, MANIFEST, PARAMS, SCHEMA, SCOPE, VMFB, dtype_name,
-                                      io, sha256, versions)
+from stepwell.export.manifest import FORMAT, MANIFEST, PARAMS, SCHEMA, SCOPE, VMFB, dtype_name, sha256, versions
 from stepwell.export.params import quantized_leaves, write_parameters
-from stepwell.export.pytree import is_array, json_tree, path_name, tree_spec
-from stepwell.export.tracing import check_batch, input_names, input_spec
-from stepwell.export.wrapper import wrap
+from stepwell.export.pytree import path_name
 
 log = logging.getLogger("stepwell.export")
 
 
 def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = False,
+           dynamic_dims=None, dim_limits: dict | None = None, state=(), metadata: dict | None = None,
+           specialize: dict | None = None,
            raise_ops: bool | None = None, flags=(), cache: bool | None = None,
            name: str | None = None, quantize: str | None = None, group_size: int = 128,
            symmetric: bool = True, tuning="auto") -> dict:
@@ -37,12 +36,25 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     "batch_stats": ...}``); its leaves go to ``params.irpa``, keyed by their pytree
     path. ``example_args`` (arrays or ``jax.ShapeDtypeStruct``, any pytree of them)
     fix the input shapes and dtypes. ``dynamic_batch=True`` makes the leading
-    dimension of every input of rank >= 1 symbolic, so any batch size runs.
+    dimension of every input of rank >= 1 symbolic, so any batch size runs;
+    ``dynamic_dims`` names dynamic dimensions per argument with ``jax.export`` specs
+    (``("b, s", "b")``; ``stepwell.frontends.jax.dims``), and ``dim_limits`` bounds
+    them (``{"s": 1024}``: ``sw.load`` refuses longer inputs, naming the limit).
     ``raise_ops``: raise StableHLO to ``nn`` first (None: when the pass is
     installed, falling back to plain StableHLO if raising or compiling the raised
     module fails, with the manifest's ``raised`` false and ``raise_failure`` saying
     why; True: raise or fail; False: never). ``flags``: extra iree-compile
     flags. Returns the manifest (a dict, also written to ``manifest.json``).
+
+    Several entry points: ``fn`` a dict ``{name: fn}`` and one dict of example
+    arguments ``{name: (args...)}`` (``dynamic_dims`` likewise a dict); every entry reads
+    the same parameters (one copy in the archive and in memory). ``state="cache"``
+    names a value that entry points take as an input called ``cache`` and return under
+    the key ``"cache"`` of a dict result: ``sw.load`` keeps it on the device and IREE
+    updates it in place. ``metadata``: JSON data stored in the manifest as it is.
+    ``specialize={"b": [1]}`` adds, for each entry point whose only symbol is ``b``, a copy
+    compiled for ``b = 1`` (``decode__b1``) that ``sw.load`` calls for that size: IREE
+    tiles a dynamic row count for many rows, a static single row as a matrix-vector product.
 
     ``quantize="int8"|"int4"`` stores the weights of the linear layers quantized
     (weight-only, as ``nn-quantize-weights{bits group_size symmetric}``): each
@@ -57,6 +69,7 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     """
     import jax
 
+    from stepwell.export import entries as xe
     from stepwell.export import quantized as xq
     from stepwell import targets
     from stepwell.frontends.jax import importer as jimport
@@ -68,8 +81,10 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     tgt = targets.get(target)
     if qopts is not None and qopts.bits == 4:
         from stepwell.passes.nn_precision import check_target
-        check_target("int4", tgt)       # (the StableHLO path of a dynamic batch too)
+        check_target("int4", tgt)
     check_destination(path)
+    state = (state,) if isinstance(state, str) else tuple(state or ())
+    limits = _check_limits(dim_limits)
 
     # Parameters: names, shapes and dtypes (no data is touched until they are written).
     flat_params = jax.tree_util.tree_flatten_with_path(params)[0]
@@ -80,17 +95,8 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
     param_avals = [jimport.aval_of(leaf) for _, leaf in flat_params]
     param_specs = jax.tree.unflatten(jax.tree.structure(params),
                                      [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in param_avals])
-
-    # Inputs: shapes (with the symbolic batch), names and structure.
-    arg_leaves, arg_tree = jax.tree_util.tree_flatten_with_path(example_args)
-    # One symbol for every input: symbols from separate symbolic_shape calls never unify.
-    batch = jax.export.symbolic_shape(BATCH)[0] if dynamic_batch else None
-    arg_specs = [input_spec(leaf, batch) for _, leaf in arg_leaves]
-    if dynamic_batch:
-        check_batch(arg_leaves)
-    arg_names = input_names(fn, arg_leaves)
-    spec_args = jax.tree.unflatten(jax.tree.structure(example_args), arg_specs)
-    fn_name = name or getattr(fn, "__name__", None) or type(fn).__name__
+    fn_name = name or ("model" if isinstance(fn, dict) else getattr(fn, "__name__", None)
+                       or type(fn).__name__)
 
     start = time.perf_counter()
     want_raise = raise_ops is not False and jimport.raise_available()
@@ -98,57 +104,60 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
         raise StepwellError(f"export(quantize={quantize!r}) finds the linear layers at the nn level: "
                             + ("it cannot be combined with raise_ops=False" if raise_ops is False
                                else "the stablehlo-to-nn raising is not available"))
-    plan = None
-    module = jimport.import_function(fn, param_specs, *spec_args, raise_ops=False,
-                                     name=f"<export:{fn_name}>")
+    entries = [xe.trace(n, f, args, dims, param_specs, names, dynamic_batch=dynamic_batch, limits=limits)
+               for n, f, args, dims in xe.entries_of(fn, example_args, dynamic_dims)]
+    if specialize:
+        if not isinstance(specialize, dict) or not all(
+                isinstance(k, str) and isinstance(v, (list, tuple)) and all(
+                    isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 1 for x in v)
+                for k, v in specialize.items()):
+            raise StepwellError(f"export: specialize must map symbol names to lists of sizes "
+                                f"({{'b': [1]}}), found {specialize!r}")
+        entries += [sp for e in list(entries) for sp in xe.specializations(e, specialize, param_specs, names)]
+    plan = vmfb = wrapped = module = None
     raised = False
     raise_failure = None  # why the raised module was not used (recorded in the manifest)
-    vmfb = None
     if want_raise:
-        candidate = module.clone()
         try:
-            jimport.raise_stablehlo(candidate)
-            if qopts is not None:
-                plan = xq.rewrite(candidate, names, len(names), qopts)
-                wrapped = wrap(candidate, len(plan.keep),
-                                [names[j] for j in plan.keep] + [p[0] for p in plan.new_params],
-                                n_trailing=len(plan.new_params))
-            else:
-                wrapped = wrap(candidate, len(names), names)
-            vmfb = _compile(wrapped, tgt, _quant_flags(plan, wrapped, tgt, flags), cache, tuning)
-            module, raised = wrapped, True
+            plan, module, wrapped = _build(entries, names, qopts, raise_=True)
+            vmfb = _compile(module, tgt, _quant_flags(plan, module, tgt, flags), cache, tuning)
+            raised = True
         except StepwellError as e:
             if raise_ops or qopts is not None:
                 raise
             raise_failure = e.diagnostics[0].message
             log.warning("export: the raised module did not compile (%s); compiling the "
                         "StableHLO as JAX emitted it", raise_failure)
+            plan = None
     if vmfb is None:
-        module = wrap(module, len(names), names)
+        _, module, wrapped = _build(entries, names, None, raise_=False)
         try:
             vmfb = _compile(module, tgt, flags, cache, tuning)
         except StepwellError as e:
-            if not dynamic_batch:
+            if not (dynamic_batch or dynamic_dims is not None):
                 raise
             raise StepwellError(e.diagnostics + [Diagnostic(
-                "dynamic_batch: IREE 3.13's StableHLO input fails on some ops with a symbolic "
-                "batch (gathers in JAX's default 'fill' mode, such as flax.linen.Embed lookups); "
-                "export with a fixed batch (one export per batch size)", "note")]) from None
+                "dynamic dimensions: IREE 3.13's StableHLO input fails on some dynamic ops that "
+                "stepwell did not raise; export with fixed sizes (one export per size)", "note")]) from None
     compile_s = time.perf_counter() - start
 
-    out_avals = module.out_avals
-    out_struct = jax.tree.unflatten(module.out_tree, list(range(len(out_avals))))
-    out_paths = jax.tree_util.tree_flatten_with_path(out_struct)[0]
-    param_types = module.param_types
-    param_names = names
-    param_quant = [None] * len(names)
-    leaves = flat_params
+    param_names, param_quant, leaves = names, [None] * len(names), flat_params
     if plan is not None:
         leaves, param_quant = quantized_leaves(plan, flat_params, qopts)
         param_names = [names[j] for j in plan.keep] + [p[0] for p in plan.new_params]
         if not plan.weights:
             log.warning("export(quantize=%r): no parameter is the weight of a linear layer "
                         "that can be quantized; every parameter stays float", quantize)
+    by_name = dict(zip(wrapped.param_names, zip(wrapped.param_symbols, wrapped.param_types)))
+    unused = [n for n in param_names if n not in by_name]
+    if unused:  # (a parameter no entry point reads is not stored)
+        keep = [i for i, n in enumerate(param_names) if n in by_name]
+        leaves, param_quant = [leaves[i] for i in keep], [param_quant[i] for i in keep]
+        param_names = [param_names[i] for i in keep]
+    param_types = [by_name[n][1] for n in param_names]
+    records = {e.name: xe.describe(e, wrapped.input_types[e.name], wrapped.output_types[e.name], state)
+               for e in entries}
+    xe.check_states(records, state)
     manifest = {
         "format": FORMAT,
         "schema": SCHEMA,
@@ -159,28 +168,60 @@ def export(fn, params, *example_args, path, target="cpu", dynamic_batch: bool = 
         "dynamic_batch": bool(dynamic_batch),
         "raised": raised,
         "versions": versions(jax.__version__),
-        "entry_points": {"main": {
-            "inputs": [io(n, s.shape, s.dtype) for n, s in zip(arg_names, module.input_types)],
-            "outputs": [io(path_name(p, "output"), t.shape, t.dtype)
-                        for (p, _), t in zip(out_paths, module.output_types)],
-            "input_tree": json_tree(tree_spec(tuple(example_args), is_array)),
-            "output_tree": json_tree(tree_spec(out_struct, lambda x: isinstance(x, int))),
-        }},
+        "entry_points": records,
+        **({"dim_limits": limits} if limits else {}),
+        **({"state": list(state)} if state else {}),
+        **({"metadata": metadata} if metadata is not None else {}),
         "parameter_scope": SCOPE,
-        "parameters": [{"name": n, "symbol": sym, "shape": list(t.shape), "dtype": dtype_name(t.dtype),
-                        **({"quantization": qp} if qp is not None else {})}
-                       for n, sym, t, qp in zip(param_names, module.param_symbols, param_types,
-                                                param_quant)],
+        "parameters": [{"name": n, "symbol": by_name[n][0], "shape": list(t.shape),
+                        "dtype": dtype_name(t.dtype), **({"quantization": qp} if qp is not None else {})}
+                       for n, t, qp in zip(param_names, param_types, param_quant)],
         "compile_seconds": round(compile_s, 3),
     }
     if raise_failure is not None:
         manifest["raise_failure"] = raise_failure
     if plan is not None:
-        manifest["quantization"] = xq.summary(plan, qopts, {
-            w.source: int(np.prod(param_avals[w.source].shape, dtype=np.int64))
-            * np.dtype(param_avals[w.source].dtype).itemsize for w in plan.weights})
+        manifest["quantization"] = xq.summary(plan, qopts, xe.float_bytes(plan, param_avals))
     _write(path, vmfb, leaves, param_names, param_types, manifest)
     return manifest
+
+
+def _build(entries, names, qopts, *, raise_: bool):
+    """(quantization plan, the module with every entry point, its Wrapped description)."""
+    from stepwell.core.ir import context, ir
+    from stepwell.core.module import Module
+    from stepwell.export import quantized as xq
+    from stepwell.export.wrapper import wrap
+    from stepwell.frontends.jax import importer as jimport
+
+    plans, subs = [], []
+    for e in entries:
+        sub = e.module.clone()
+        if raise_:
+            jimport.raise_stablehlo(sub)
+        if qopts is not None:
+            p = xq.rewrite(sub, names, len(names), qopts)
+            plans.append(p)
+            subs.append((e.name, sub, ([names[j] for j in p.keep], [q[0] for q in p.new_params])))
+        else:
+            subs.append((e.name, sub, (list(names), [])))
+    with context(), ir.Location.unknown():
+        module = Module(ir.Module.create(), entries[0].module.name)
+    wrapped = wrap(module, subs)
+    if len(entries) == 1:
+        module.name = entries[0].module.name
+    return (xq.merge(plans) if plans else None), module, wrapped
+
+
+def _check_limits(dim_limits) -> dict:
+    if dim_limits is None:
+        return {}
+    if not isinstance(dim_limits, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+            for k, v in dim_limits.items()):
+        raise StepwellError(f"export: dim_limits must map symbol names to positive sizes "
+                            f"({{'s': 1024}}), found {dim_limits!r}")
+    return {k: int(v) for k, v in dim_limits.items()}
 
 
 def _quant_flags(plan, module, tgt, flags) -> tuple:
@@ -259,12 +300,6 @@ def _write(path: str, vmfb: bytes, flat_params, names, types, manifest: dict) ->
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _umask() -> int:

@@ -121,13 +121,14 @@ def random_inputs(module, seed: int = 0) -> dict[str, list]:
 
 
 def _interpretable(module) -> bool:
+    from stepwell.numerics.interpreter import SCALAR_OPS
     for f in module.body.operations:
         if f.operation.name != "func.func":
             continue
         for block in f.regions[0].blocks:
             for op in block.operations:
                 name = op.operation.name
-                if not (opspec.is_custom(name) or name in _INTERPRETED):
+                if not (opspec.is_custom(name) or name in _INTERPRETED or name in SCALAR_OPS):
                     return False
     return True
 

@@ -1,7 +1,9 @@
 """Evaluate ``nn``/``prim``-level IR with the ops' numpy reference semantics.
 
 The oracle for every lowering: a function whose body holds custom ops,
-``arith.constant``, ``func.call`` and ``func.return`` runs here without compiling::
+``arith.constant``, ``func.call`` and ``func.return`` (and the size arithmetic of
+dynamic shapes: ``tensor.dim``, ``tensor.from_elements``, integer ``arith`` ops on
+``index`` and scalars) runs here without compiling::
 
     outs = sw.interpreter.run(module, x, w)           # func @main
 """
@@ -15,6 +17,57 @@ from stepwell.core.diagnostics import StepwellError, at
 from stepwell.core.ir import ir
 from stepwell.core.constants import constant_value
 from stepwell.core.types import TensorType
+
+
+def _int_attr(op, name: str) -> int:
+    return ir.IntegerAttr(op.attributes[name]).value
+
+
+def _scalar_type(t):
+    """The numpy type of a scalar MLIR type (index: Python int)."""
+    if isinstance(t, ir.IndexType):
+        return int
+    from stepwell.core.types import numpy_dtype
+    return numpy_dtype(str(t)).type
+
+
+def _cast(op, x):
+    return _scalar_type(op.results[0].type)(x)
+
+
+_CMPI = {0: np.equal, 1: np.not_equal, 2: np.less, 3: np.less_equal, 4: np.greater, 5: np.greater_equal}
+
+# The size arithmetic of dynamic shapes (scalars and index values).
+SCALAR_OPS = {
+    "tensor.dim": lambda op, x, i: int(np.shape(x)[int(i)]),
+    "tensor.from_elements": lambda op, *xs: np.asarray(xs, dtype=TensorType.from_mlir(
+        op.results[0].type).numpy_dtype()).reshape(TensorType.from_mlir(op.results[0].type).shape),
+    "tensor.extract": lambda op, x, *idx: np.asarray(x)[tuple(int(i) for i in idx)].item(),
+    "arith.muli": lambda op, a, b: _cast(op, a * b),
+    "arith.addi": lambda op, a, b: _cast(op, a + b),
+    "arith.subi": lambda op, a, b: _cast(op, a - b),
+    "arith.divsi": lambda op, a, b: _cast(op, int(a / b)),
+    "arith.divui": lambda op, a, b: _cast(op, a // b),
+    "arith.ceildivsi": lambda op, a, b: _cast(op, -(-a // b)),
+    "arith.floordivsi": lambda op, a, b: _cast(op, a // b),
+    "arith.remsi": lambda op, a, b: _cast(op, int(np.fmod(a, b))),
+    "arith.maxsi": lambda op, a, b: _cast(op, max(a, b)),
+    "arith.minsi": lambda op, a, b: _cast(op, min(a, b)),
+    "arith.cmpi": lambda op, a, b: bool(_CMPI[_int_attr(op, "predicate")](a, b)),
+    "arith.select": lambda op, c, a, b: a if c else b,
+    "arith.index_cast": _cast,
+    "arith.extsi": _cast,
+    "arith.trunci": _cast,
+    "arith.sitofp": _cast,
+}
+
+
+def _scalar_attr(attr):
+    if isinstance(attr, ir.BoolAttr):
+        return attr.value
+    if isinstance(attr, ir.IntegerAttr):
+        return attr.value
+    return ir.FloatAttr(attr).value
 
 
 def _attrs(op) -> dict:
@@ -61,8 +114,12 @@ def run(module, *inputs, function: str = "main") -> list[np.ndarray]:
         args = [env[v] for v in op.operands]
         if op.name == "func.return":
             return args
-        if op.name == "arith.constant":
+        if op.name == "arith.constant" and not isinstance(op.results[0].type, ir.ShapedType):
+            outs = [_scalar_type(op.results[0].type)(_scalar_attr(op.attributes["value"]))]
+        elif op.name == "arith.constant":
             outs = [constant_value(op.attributes["value"], op.results[0].type)]
+        elif op.name in SCALAR_OPS:
+            outs = [SCALAR_OPS[op.name](op, *args)]
         elif op.name == "func.call":
             callee = ir.FlatSymbolRefAttr(op.attributes["callee"]).value
             outs = run(module, *args, function=callee)

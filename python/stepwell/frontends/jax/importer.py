@@ -163,7 +163,7 @@ def _fn_name(fn) -> str:
 
 
 def import_function(fn, *example_args, raise_ops: bool = True, static_argnums=(), static_argnames=(),
-                    name: str | None = None, **example_kwargs) -> JaxModule:
+                    name: str | None = None, input_names=None, **example_kwargs) -> JaxModule:
     """Lower ``fn`` at ``example_args`` (arrays, scalars or ``jax.ShapeDtypeStruct``,
     any pytree) with JAX and return it as a stepwell module.
 
@@ -175,11 +175,11 @@ def import_function(fn, *example_args, raise_ops: bool = True, static_argnums=()
     static_argnums, static_argnames = resolve_static(fn, static_argnums, static_argnames)
     sig = signature(example_args, example_kwargs, static_argnums, static_argnames)
     avals = [aval_of(leaf) for leaf in sig.leaves]
-    return _import(fn, sig, avals, raise_ops=raise_ops, name=name)
+    return _import(fn, sig, avals, raise_ops=raise_ops, name=name, input_names=input_names)
 
 
 def _import(fn, sig: Signature, avals, *, raise_ops: bool, name: str | None = None,
-            shardings=None) -> JaxModule:
+            shardings=None, input_names=None) -> JaxModule:
     text, out_tree, out_avals, lowered = lower_to_text(fn, sig, avals, shardings)
     if shardings is not None:  # Shardy's annotations as nn.mesh/nn.sharding
         from stepwell.frontends.jax.shardy import to_nn
@@ -199,6 +199,8 @@ def _import(fn, sig: Signature, avals, *, raise_ops: bool, name: str | None = No
     if "nn.mesh" not in module.operation.attributes:
         _check_single_device(module)
     stablehlo.strip_shardy(module)
+    from stepwell.frontends.jax.dims import bind_dimension_args
+    bind_dimension_args(module, avals, input_names)
     leftover = sorted({op.name for op in verifier.walk(module.operation) if op.name.startswith("sdy.")})
     if leftover:
         raise StepwellError(f"'{_fn_name(fn)}' lowers to Shardy ops ({', '.join(leftover)}) that "

@@ -28,7 +28,8 @@ class _Entry:
 
 def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_argnums=(),
         donate_argnames=(), raise_ops: bool = True, flags=(), cache: bool | None = None,
-        precision: str | None = None, in_shardings=None, out_shardings=None, tuning="auto"):
+        precision: str | None = None, in_shardings=None, out_shardings=None, tuning="auto",
+        dynamic_batch: bool = False, dynamic_dims=None, batch_argnums=None):
     """Compile ``fn`` through stepwell, like ``jax.jit``::
 
         f = sw.jax.jit(model_apply, target="cpu")
@@ -57,20 +58,26 @@ def jit(fn=None, *, target="cpu", static_argnums=(), static_argnames=(), donate_
     (docs/distributed.md). Results come back laid out as JAX would lay them out;
     :meth:`JitFunction.shards` gives each device's part.
 
+    Dynamic dimensions compile once for every size: ``dynamic_dims`` gives one
+    ``jax.export`` shape spec per positional argument (``(None, "b, s")``: ``None``
+    keeps an argument static; ``stepwell.frontends.jax.dims``); ``dynamic_batch=True``
+    makes the leading dimension of the arguments ``batch_argnums`` dynamic (default:
+    all positional arguments but the first, which holds the parameters in the
+    ``fn(params, *inputs)`` convention of ``sw.jax.export``; all of them when ``fn``
+    takes one). Calls with other sizes of those dimensions reuse the compiled module.
+
     A JAX feature stepwell cannot compile fails on the first call with a
     :class:`~stepwell.StepwellError` naming the JAX primitive, and suggesting
     ``raise_ops=False`` when raising was on.
     """
+    options = dict(target=target, static_argnums=static_argnums, static_argnames=static_argnames,
+                   raise_ops=raise_ops, flags=flags, cache=cache, precision=precision,
+                   in_shardings=in_shardings, out_shardings=out_shardings, tuning=tuning,
+                   dynamic_batch=dynamic_batch, dynamic_dims=dynamic_dims, batch_argnums=batch_argnums)
     if fn is None:
-        return functools.partial(jit, target=target, static_argnums=static_argnums,
-                                 static_argnames=static_argnames, donate_argnums=donate_argnums,
-                                 donate_argnames=donate_argnames, raise_ops=raise_ops, flags=flags,
-                                 cache=cache, precision=precision, in_shardings=in_shardings,
-                                 out_shardings=out_shardings, tuning=tuning)
-    return JitFunction(fn, target=target, static_argnums=static_argnums,
-                       static_argnames=static_argnames, raise_ops=raise_ops, flags=flags, cache=cache,
-                       precision=precision, in_shardings=in_shardings, out_shardings=out_shardings,
-                       tuning=tuning)
+        return functools.partial(jit, donate_argnums=donate_argnums, donate_argnames=donate_argnames,
+                                 **options)
+    return JitFunction(fn, **options)
 
 
 class JitFunction:
@@ -78,7 +85,7 @@ class JitFunction:
 
     def __init__(self, fn, *, target="cpu", static_argnums=(), static_argnames=(), raise_ops=True,
                  flags=(), cache=None, precision=None, in_shardings=None, out_shardings=None,
-                 tuning="auto"):
+                 tuning="auto", dynamic_batch=False, dynamic_dims=None, batch_argnums=None):
         from stepwell import targets
         self.fn = fn
         self.target = targets.get(target)
@@ -89,6 +96,9 @@ class JitFunction:
         self.precision = precision  # a precision policy (sw.compile's precision=)
         self.in_shardings, self.out_shardings = in_shardings, out_shardings
         self.tuning = tuning        # the tuning database compiles apply (sw.compile's tuning=)
+        if dynamic_batch and dynamic_dims is not None:
+            raise StepwellError("give dynamic_batch=True or dynamic_dims=, not both")
+        self.dynamic_batch, self.dynamic_dims, self.batch_argnums = dynamic_batch, dynamic_dims, batch_argnums
         self._entries: dict = {}
         self._lock = threading.Lock()
         self.compiles = 0  # how many signatures were compiled (cache misses)
@@ -104,9 +114,36 @@ class JitFunction:
     def _key(self, args, kwargs):
         sig = signature(args, kwargs, self.static_argnums, self.static_argnames)
         avals = [aval_of(leaf) for leaf in sig.leaves]
-        key = (sig.key(), tuple((a.shape, np.dtype(a.dtype), a.weak_type) for a in avals),
+        if self.dynamic_batch or self.dynamic_dims is not None:
+            avals = self._symbolic(args, avals)
+        key = (sig.key(), tuple((tuple(map(str, a.shape)), np.dtype(a.dtype), a.weak_type) for a in avals),
                self.target.spec)
         return sig, avals, key
+
+    def _symbolic(self, args, avals) -> list:
+        """The avals with the dynamic dimensions symbolic (positional arguments come first
+        among the flat leaves)."""
+        from stepwell.frontends.jax.dims import symbolic_specs
+        positions = [i for i in range(len(args)) if i not in self.static_argnums]
+        dyn = tuple(args[i] for i in positions)
+        if self.dynamic_batch:
+            batched = self.batch_argnums
+            if batched is None:
+                batched = positions[1:] if len(positions) > 1 else positions
+            batched = (batched,) if isinstance(batched, int) else tuple(batched)
+            dims = tuple("b, ..." if i in batched and jax.tree.leaves(args[i]) else None for i in positions)
+            dims = tuple(jax.tree.map(lambda a, d=d: d if np.ndim(a) >= 1 else None, args[i])
+                         if d else None for i, d in zip(positions, dims))
+        else:
+            spec = self.dynamic_dims
+            dims = tuple(spec[i] if i < len(spec) else None for i in positions) if isinstance(
+                spec, (tuple, list)) else spec
+        specs = jax.tree.leaves(symbolic_specs(dyn, dynamic_dims=dims))
+        out = list(avals)
+        for k, s in enumerate(specs):
+            if any(not isinstance(d, (int, np.integer)) for d in s.shape):
+                out[k] = aval_of(s)
+        return out
 
     def __call__(self, *args, **kwargs):
         sig, avals, key = self._key(args, kwargs)
