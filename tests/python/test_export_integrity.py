@@ -170,11 +170,11 @@ def test_missing_file(folder, name):
     (lambda m: m["parameters"][1].update(shape="4"), r'parameters\[1\]\'s "shape" is not a list'),
     (lambda m: m["entry_points"]["main"]["inputs"][0].pop("name"), r'inputs\[0\] has no "name"'),
     (lambda m: m["entry_points"]["main"]["outputs"][0].update(dtype="float99"), "not a dtype numpy knows"),
-    (lambda m: m["entry_points"].pop("main"), r'"entry_points" has no "main"'),
+    (lambda m: m["entry_points"].pop("main"), r'"entry_points" is not an object of entry points'),
     (lambda m: m["files"][VMFB].pop("bytes"), r'files\.model\.vmfb needs "bytes"'),
     (lambda m: m.update(parameters={}), r'"parameters" is not a list'),
     (lambda m: m.update(target=7), r'"target" is not a target name'),
-], ids=["param-dtype", "param-shape", "input-name", "output-dtype", "no-main", "file-bytes",
+], ids=["param-dtype", "param-shape", "input-name", "output-dtype", "no-entry-points", "file-bytes",
         "params-type", "target-type"])
 def test_malformed_entries_are_named_not_keyerrors(folder, edit, match):
     edit_manifest(folder, edit)

@@ -102,8 +102,8 @@ def structure_problems(manifest: dict) -> list[str]:
     if not isinstance(manifest.get("target"), str):
         problems.append("\"target\" is not a target name")
     entries = manifest.get("entry_points")
-    if not isinstance(entries, dict) or "main" not in entries:
-        problems.append("\"entry_points\" has no \"main\"")
+    if not isinstance(entries, dict) or not entries:
+        problems.append("\"entry_points\" is not an object of entry points")
         entries = {}
     for name, entry in entries.items():
         if not isinstance(entry, dict):
