@@ -143,8 +143,12 @@ def test_stages_sent_through_the_object_store(exported, local_ray):
     files through Ray's object store and loads its own copy, no shared file system."""
     root, _, (ids, lengths), _ = exported
     want = sw.load(root / "single")(ids, lengths)
+    import tempfile
+    before = set(Path(tempfile.gettempdir()).glob("stepwell-stage-*"))
     with sw.distributed.RayPipeline(root / "pp", ship=True) as pipe:
         assert np.array_equal(pipe(ids, lengths), want)
+        # each actor removed its copy once loaded (a restarted one gets the files again)
+        assert set(Path(tempfile.gettempdir()).glob("stepwell-stage-*")) == before
 
 
 def test_actors_that_do_not_fit_are_an_error_not_a_hang(exported, local_ray):
