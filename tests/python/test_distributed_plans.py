@@ -50,7 +50,7 @@ def test_shard_arguments_writes_specs_on_main():
 
 
 def test_shard_arguments_errors():
-    w, names = mlp_case()
+    w, _ = mlp_case()
     m = w.build_nn()
     with pytest.raises(sw.StepwellError, match="no function @nope"):
         sw.distributed.shard_arguments(m, [None], function="nope")
