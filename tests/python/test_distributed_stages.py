@@ -136,3 +136,24 @@ def test_replicas_serve_from_every_copy(exported, local_ray):
         outs = many.map(requests)
         assert all(np.array_equal(o, one(*r)) for o, r in zip(outs, requests))
         assert np.array_equal(many(*requests[0]), outs[0])
+
+
+def test_stages_sent_through_the_object_store(exported, local_ray):
+    """``ship=True`` (the default with a cluster address): each actor gets its folder's
+    files through Ray's object store and loads its own copy, no shared file system."""
+    root, _, (ids, lengths), _ = exported
+    want = sw.load(root / "single")(ids, lengths)
+    import tempfile
+    before = set(Path(tempfile.gettempdir()).glob("stepwell-stage-*"))
+    with sw.distributed.RayPipeline(root / "pp", ship=True) as pipe:
+        assert np.array_equal(pipe(ids, lengths), want)
+        # each actor removed its copy once loaded (a restarted one gets the files again)
+        assert set(Path(tempfile.gettempdir()).glob("stepwell-stage-*")) == before
+
+
+def test_actors_that_do_not_fit_are_an_error_not_a_hang(exported, local_ray):
+    root = exported[0]
+    with pytest.raises(sw.StepwellError, match=r"Ray could not start 2 actors of 8 CPU each within 3 s "
+                                               r"\(\d+ CPUs free\)"):
+        sw.distributed.Replicas(root / "single", replicas=2, num_cpus=8, ready_timeout=3)
+    assert local_ray.available_resources().get("CPU", 0) > 0  # nothing left holding CPUs

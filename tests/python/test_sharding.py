@@ -65,6 +65,20 @@ def test_mesh_coordinates_groups_and_blocks():
     assert sh.shard_index((8, 4), (("model",), ()), mesh, 6) == (slice(4, 6), slice(0, 4))
 
 
+def test_mesh_forms_and_errors():
+    want = sh.Mesh(("data", "model"), (2, 4))
+    assert sh.Mesh.of([("data", 2), ("model", np.int64(4))]) == want
+    jax = pytest.importorskip("jax")
+    one = jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("data", "model"))
+    assert sh.Mesh.of(one) == sh.Mesh(("data", "model"), (1, 1))
+    for bad, message in [({"model": 0}, "mesh axis 'model' must have a positive size, found 0"),
+                         ({"model": 2.5}, "a mesh is {axis: size, ...}, not {'model': 2.5}"),
+                         ("model", "a mesh is {axis: size, ...}, not 'model'"),
+                         ({}, "a mesh needs as many sizes as axes")]:
+        with pytest.raises(sh.ShardingError, match=re.escape(message)):
+            sh.Mesh.of(bad)
+
+
 def test_verifier_errors_name_the_spec_and_the_location():
     text = ('module attributes {nn.mesh = {axes = ["model"], shape = array<i64: 4>}} {\n'
             'func.func @f(%x: tensor<6x8xf32> {nn.sharding = ["model", unit]}) -> tensor<6x8xf32> {\n'

@@ -24,6 +24,7 @@ replicated); :func:`normalize` accepts JAX's spelling (``P("data", None)``).
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 from stepwell.core.ir import context, ir
@@ -68,7 +69,7 @@ class Mesh:
             return cls(tuple(mesh.axis_names), tuple(int(n) for n in mesh.devices.shape))
         items = list(mesh.items()) if isinstance(mesh, dict) else list(mesh)
         try:
-            return cls(tuple(a for a, _ in items), tuple(int(n) for _, n in items))
+            return cls(tuple(a for a, _ in items), tuple(operator.index(n) for _, n in items))
         except (TypeError, ValueError) as e:
             raise ShardingError(f"a mesh is {{axis: size, ...}}, not {mesh!r} ({e})") from None
 

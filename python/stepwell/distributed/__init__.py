@@ -21,6 +21,7 @@ import importlib
 
 _LAZY = {
     "tensor_parallel": ("stepwell.distributed.plans", "tensor_parallel"),
+    "shard_arguments": ("stepwell.distributed.plans", "shard_arguments"),
     "export_stages": ("stepwell.distributed.stages", "export_stages"),
     "load_stages": ("stepwell.distributed.stages", "load_stages"),
     "RayPipeline": ("stepwell.distributed.actors", "RayPipeline"),

@@ -70,15 +70,20 @@ class _Worker:
         if threads:
             import iree.runtime as rt
             rt.flags.parse_flags(f"--task_topology_group_count={threads}")
-        path = source
-        if isinstance(source, dict):  # the files, sent through the object store
-            import tempfile
-            path = tempfile.mkdtemp(prefix="stepwell-stage-")
+        from stepwell.distributed.stages import load
+        if not isinstance(source, dict):
+            self.model = load(source, **load_kwargs)
+            return
+        import shutil
+        import tempfile
+        path = tempfile.mkdtemp(prefix="stepwell-stage-")  # the files, sent through the object store
+        try:
             for name, data in source.items():
                 with open(os.path.join(path, name), "wb") as f:
                     f.write(data)
-        from stepwell.distributed.stages import load
-        self.model = load(path, **load_kwargs)
+            self.model = load(path, **load_kwargs)
+        finally:  # loaded: the module is in memory, the open parameter archive outlives its name
+            shutil.rmtree(path, ignore_errors=True)
 
     def ready(self) -> int:
         return os.getpid()

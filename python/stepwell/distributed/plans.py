@@ -58,13 +58,17 @@ def tensor_parallel(params, axis: str = "model", mesh=None):
 def shard_arguments(module, specs, function: str = "main") -> None:
     """Put ``specs`` (one per argument, None to leave one out) on a function's arguments."""
     from stepwell.core import sharding as sh
+    from stepwell.core.diagnostics import StepwellError
     from stepwell.core.ir import ir
     for op in module.body.operations:
         op = op.operation
         if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == function:
             args = op.regions[0].blocks[0].arguments
+            if len(specs) > len(args):
+                raise StepwellError(f"shard_arguments: {len(specs)} specs for @{function}'s "
+                                    f"{len(args)} arguments")
             for i, spec in enumerate(specs):
                 if spec is not None:
                     sh.set_arg_spec(op, i, sh.normalize(spec, ir.RankedTensorType(args[i].type).rank))
             return
-    raise ValueError(f"no function @{function} in the module")
+    raise StepwellError(f"shard_arguments: no function @{function} in the module")
