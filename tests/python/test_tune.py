@@ -151,6 +151,10 @@ def test_cli_show_export_import(db, tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     broken = run("--import", str(tmp_path / "broken.json"))
     assert broken.returncode == 1 and "broken.json:1:2: not JSON" in broken.stderr
+    missing = tmp_path / "none" / "tuning.sqlite"  # --show only reads: nothing is created
+    absent = run("--show", "--db", str(missing))
+    assert absent.returncode == 0 and "no tuning database yet" in absent.stdout
+    assert not (tmp_path / "none").exists()
 
 
 def test_jax_jit_tune_fills_the_database_and_the_function_still_runs(db):
