@@ -202,3 +202,5 @@ def test_tuning_the_suite_holds_only_when_every_op_was_searched():
     cut = suite(seconds=300, ops=4, unfinished=1, unreached=["gpt2"])  # within time only because the budget cut it
     assert cut["holds"] is False and "1 of 4 ops cut short" in cut["shortfall"] and "gpt2" in cut["shortfall"]
     assert suite(seconds=1000, ops=4, unfinished=0, unreached=[])["holds"] is False
+    resumed = suite(seconds=100, ops=4, unfinished=0, unreached=[], resumed=30, trials=10)
+    assert resumed["holds"] is None and "30 of 40 trials from earlier runs" in resumed["measured"]
