@@ -69,7 +69,7 @@ def run(args) -> int:
     from stepwell.tuner.report import show_database
 
     if args.show or args.export or args.import_:
-        db = TuningDB(args.db)
+        db = TuningDB(args.db, create=bool(args.import_))  # --show, --export only read
         if args.show:
             show_database(Console(), db)
         elif args.export:

@@ -100,3 +100,14 @@ func.func @left_alone(%a: tensor<8x8xf32>, %b: tensor<8x8xf32>, %acc: tensor<8x8
   %r1 = linalg.matmul ins(%x, %w : tensor<?x512xf32>, tensor<512x512xf32>) outs(%y : tensor<?x512xf32>) -> tensor<?x512xf32>
   return %r0, %r1 : tensor<8x8xf32>, tensor<?x512xf32>
 }
+
+// -----
+
+// Narrow contractions (fewer rows or columns than the inner tile) are left to IREE.
+// CHECK-LABEL: func.func @narrow
+// CHECK: linalg.matmul ins(%arg0, %arg1 : tensor<4x64xf32>, tensor<64x256xf32>)
+// CHECK-NOT: linalg.mmt4d
+func.func @narrow(%x: tensor<4x64xf32>, %w: tensor<64x256xf32>, %acc: tensor<4x256xf32>) -> tensor<4x256xf32> {
+  %r = linalg.matmul ins(%x, %w : tensor<4x64xf32>, tensor<64x256xf32>) outs(%acc : tensor<4x256xf32>) -> tensor<4x256xf32>
+  return %r : tensor<4x256xf32>
+}

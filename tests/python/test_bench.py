@@ -233,3 +233,17 @@ def test_cli_errors(args, message):
 def test_cli_list():
     r = _cli("--list")
     assert r.returncode == 0 and "gpt2" in r.stdout and "matmul_bf16_2048" in r.stdout
+
+
+def test_tuning_the_suite_holds_only_when_every_op_was_searched():
+    from stepwell.bench import tuned
+    result = {"median_ms": 1.0, "q1_ms": 0.9, "q3_ms": 1.1}
+    doc = {"summary": {}, "workloads": [{"name": "mlp", "group": "mlp",
+                                         "results": {"stepwell": dict(result), "stepwell-tuned": dict(result)}}]}
+    suite = lambda **t: next(g for g in tuned.goals({**doc, "tuning": t}) if g["name"] == "tuning the suite")  # noqa: E731
+    assert suite(seconds=300, ops=4, unfinished=0, unreached=[])["holds"] is True
+    cut = suite(seconds=300, ops=4, unfinished=1, unreached=["gpt2"])  # within time only because the budget cut it
+    assert cut["holds"] is False and "1 of 4 ops cut short" in cut["shortfall"] and "gpt2" in cut["shortfall"]
+    assert suite(seconds=1000, ops=4, unfinished=0, unreached=[])["holds"] is False
+    resumed = suite(seconds=100, ops=4, unfinished=0, unreached=[], resumed=30, trials=10)
+    assert resumed["holds"] is None and "30 of 40 trials from earlier runs" in resumed["measured"]

@@ -69,6 +69,12 @@ func.func @main(%x: tensor<32x64xf32>) -> tensor<32x48xf32> {{
     assert len(task.args) == 1 and len(task.params) == 1 and "flow.parameter.named" in task.text
     args, index = trial.inputs(task)
     assert index is not None and args[0].shape == (32, 64)
+    compiled = trial.compile_candidate(task, None, "cpu")  # IREE takes the parameter globals
+    assert compiled.error == "" and compiled.vmfb
+    rng = np.random.default_rng(0)  # inputs() draws the arguments, then the parameters
+    x, w = trial._data((32, 64), "f32", rng), trial._data((64, 48), "f32", rng)
+    got = trial._Runner(compiled.vmfb, sw.targets.get("cpu"), args, index).output()
+    np.testing.assert_allclose(got, x @ w, rtol=1e-4, atol=1e-4)
 
 
 def test_candidates_are_pruned_ordered_and_leave_out_the_baseline():
@@ -151,6 +157,10 @@ def test_cli_show_export_import(db, tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     broken = run("--import", str(tmp_path / "broken.json"))
     assert broken.returncode == 1 and "broken.json:1:2: not JSON" in broken.stderr
+    missing = tmp_path / "none" / "tuning.sqlite"  # --show only reads: nothing is created
+    absent = run("--show", "--db", str(missing))
+    assert absent.returncode == 0 and "no tuning database yet" in absent.stdout
+    assert not (tmp_path / "none").exists()
 
 
 def test_jax_jit_tune_fills_the_database_and_the_function_still_runs(db):
@@ -214,4 +224,5 @@ def test_cli_tunes_an_export_factory_with_its_weights_as_parameters(db, tmp_path
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "matmul 32x48 * 48x96" in r.stderr and "speed-up" in r.stderr  # the final table
-    assert TuningDB(str(db)).trials(task.key, tuning_keys.target_key("cpu"), tuning_keys.iree_version())
+    trials = TuningDB(str(db)).trials(task.key, tuning_keys.target_key("cpu"), tuning_keys.iree_version())
+    assert "baseline failed" not in r.stderr and any(t["base_s"] for t in trials.values()), r.stderr

@@ -342,7 +342,9 @@ def notes(doc: dict) -> list[str]:
     t = doc.get("tuning")
     if t:
         lines.append(f"tuning (stepwell-tuned): {t['seconds']:.0f} s of a {t['budget_s']:.0f} s budget, "
-                     f"{t['trials']} new trials, {t['resumed']} from earlier runs, database {t['db']}"
+                     f"{t['trials']} new trials, {t['resumed']} from earlier runs, "
+                     f"{t.get('unfinished', 0)} of {t.get('ops', 0)} ops cut short by the budget, database {t['db']}"
+                     + (f"; not reached: {', '.join(t['unreached'])}" if t.get("unreached") else "")
                      + (f"; failed: {', '.join(t['errors'])}" if t.get("errors") else ""))
     lines.append(f"numpy BLAS: {doc['blas'].get('kernel', 'unknown')}")
     problems = [f"{w['name']}/{n}: {r['status']}: {r.get('reason', '')}" for w in doc["workloads"]

@@ -43,10 +43,15 @@ def tune_suite(workloads, target, options, progress) -> dict:
         out["workloads"][w.name] = {
             "seconds": round(rep.seconds, 1), "ops": len(rep.results),
             "trials": sum(r.trials for r in rep.results), "resumed": sum(r.resumed for r in rep.results),
+            "unfinished": sum(r.status in ("budget", "interrupted") for r in rep.results),
             "speedups": {r.task.describe: round(r.speedup, 3) for r in rep.results}}
     out["seconds"] = round(time.monotonic() - start, 1)
     out["trials"] = sum(v.get("trials", 0) for v in out["workloads"].values())
     out["resumed"] = sum(v.get("resumed", 0) for v in out["workloads"].values())
+    out["ops"] = sum(v.get("ops", 0) for v in out["workloads"].values())
+    # ops whose search the budget cut short (a workload never reached: all of its ops)
+    out["unfinished"] = sum(v.get("unfinished", 0) for v in out["workloads"].values())
+    out["unreached"] = [name for name, v in out["workloads"].items() if v.get("status") == "budget"]
     return out
 
 
@@ -79,7 +84,15 @@ def goals(doc: dict) -> list[dict]:
     out.append(_goal("tuned never slower than untuned", "no workload slower beyond the IQRs",
                      f"{len(slower)} slower", not slower, ", ".join(slower), ", ".join(slower)))
     t = doc.get("tuning") or {}
-    if t.get("seconds") is not None:
-        out.append(_goal("tuning the suite", "<= 15 min on 2 cores", f"{t['seconds'] / 60:.1f} min",
-                         t["seconds"] <= 900, f"{(t['seconds'] - 900) / 60:.1f} min over"))
+    if t.get("seconds") is not None:  # done means every op searched, not the budget spent
+        cut = t.get("unfinished", 0) + len(t.get("unreached", []))
+        left = (f"{t.get('unfinished', 0)} of {t.get('ops', 0)} ops cut short by the budget"
+                + (f", not reached: {', '.join(t['unreached'])}" if t.get("unreached") else ""))
+        resumed = t.get("resumed", 0)
+        measured = f"{t['seconds'] / 60:.1f} min" + (f"; {left}" if cut else "")
+        if resumed and not cut:  # an earlier run did part of the work: no from-scratch time
+            measured += f" ({resumed} of {resumed + t.get('trials', 0)} trials from earlier runs)"
+        out.append(_goal("tuning the suite", "<= 15 min on 2 cores, every op searched, from scratch",
+                         measured, False if cut or t["seconds"] > 900 else (None if resumed else True),
+                         left if cut else f"{(t['seconds'] - 900) / 60:.1f} min over"))
     return out

@@ -102,6 +102,9 @@ def print_untunable(console, untunable) -> None:
 def show_database(console, db) -> None:
     """``stepwell tune --show``: every best entry of the database."""
     from rich.table import Table
+    if not db.exists:
+        console.print(f"{db.path}: no tuning database yet (stepwell tune INPUT makes one)")
+        return
     entries = db.entries()
     counts = db.counts()
     table = Table(title=f"{db.path}: {counts['best']} ops, {counts['trials']} trials")

@@ -86,9 +86,10 @@ def tune_task(task, ctx, progress) -> TaskResult:
     baseline = None
     kept: dict[str, bytes] = {}  # this run's compiled candidates, for the confirmation
     while todo:
-        if time.monotonic() > ctx.deadline:
+        if time.monotonic() + ctx.wave_s > ctx.deadline:  # a wave that would not end in time
             res.status = "budget"
             break
+        started = time.monotonic()
         batch, todo = todo[:wave], todo[wave:]
         compiled = {}
         for got in ctx.backend.compile_many(task, ([None] if baseline is None else []) + batch, ctx.target.spec):
@@ -127,6 +128,7 @@ def tune_task(task, ctx, progress) -> TaskResult:
                 kept[key] = c.vmfb
             res.trials += 1
             progress.advance(1)
+        ctx.wave_s = 0.5 * (time.monotonic() - started)  # the next wave's likely length, cautiously
     confirm(task, ctx, kept, baseline)
     best = next(iter(_rows(ctx.db, task, ctx, "confirmed")), None)
     if best is not None:
@@ -155,6 +157,7 @@ class _Ctx:
     seed: int
     log: object
     confirmations: int = 2
+    wave_s: float = 0.0      # half the last wave's seconds: no wave starts that would overrun
 
 
 def run_search(task_list, ctx: _Ctx, progress) -> tuple[list[TaskResult], bool]:

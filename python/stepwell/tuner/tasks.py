@@ -175,7 +175,7 @@ def extract(root) -> tuple[str, list, list]:
                 ir.Operation.create("util.global", attributes={
                     "sym_name": ir.StringAttr.get(name), "sym_visibility": ir.StringAttr.get("private"),
                     "type": ir.TypeAttr.get(v.type),
-                    "initial_value": ir.Attribute.parse(f'#flow.parameter.named<"tune"::"{name}">')})
+                    "initial_value": ir.Attribute.parse(f'#flow.parameter.named<"tune"::"{name}"> : {v.type}')})
             fn = func.FuncOp("main", ir.FunctionType.get([v.type for v in args], [last.type]))
             entry = fn.add_entry_block()
         mapping = list(zip(args, entry.arguments))
