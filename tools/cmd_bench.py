@@ -76,9 +76,10 @@ def run(args) -> int:
     runners = None
     if args.runners:
         runners = tuple(r.strip() for r in args.runners.split(",") if r.strip())
-        unknown = [r for r in runners if r not in RUNNERS]
+        known = [*RUNNERS, *dict.fromkeys(n for w in select(mode, args.filter) for n in (w.runners or {}))]
+        unknown = [r for r in runners if r not in known]  # (the LLM workloads have runners of their own)
         if unknown:
-            raise StepwellError(f"unknown runner '{unknown[0]}' (runners: {', '.join(RUNNERS)})")
+            raise StepwellError(f"unknown runner '{unknown[0]}' (runners: {', '.join(known)})")
     if args.repeat is not None and args.repeat < 1:
         raise StepwellError("--repeat must be at least 1")
     if not select(mode, args.filter):
