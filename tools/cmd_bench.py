@@ -20,7 +20,8 @@ def add_parser(subparsers):
     p.add_argument("--repeat", type=int, metavar="N", help="timed rounds per workload")
     p.add_argument("--runners", metavar="LIST",
                    help="comma-separated runners (default: all of stepwell, stepwell-jax, stepwell-params, "
-                        "iree, jax, numpy; --quick leaves out stepwell-params)")
+                        "iree, jax, numpy; --quick leaves out stepwell-params; the LLM workloads' own: "
+                        "stepwell-int8, stepwell-int4, stepwell-nocache, stepwell-static)")
     p.add_argument("--budget", type=float, metavar="S", help="seconds of timed rounds per workload")
     p.add_argument("--dispatches", action="store_true",
                    help="count IREE dispatches of stepwell's and plain IREE's modules (extra compiles)")
@@ -76,7 +77,7 @@ def run(args) -> int:
     runners = None
     if args.runners:
         runners = tuple(r.strip() for r in args.runners.split(",") if r.strip())
-        known = [*RUNNERS, *dict.fromkeys(n for w in select(mode, args.filter) for n in (w.runners or {}))]
+        known = list(dict.fromkeys([*RUNNERS, *(n for w in select(mode, args.filter) for n in (w.runners or {}))]))
         unknown = [r for r in runners if r not in known]  # (the LLM workloads have runners of their own)
         if unknown:
             raise StepwellError(f"unknown runner '{unknown[0]}' (runners: {', '.join(known)})")
