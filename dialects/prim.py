@@ -338,14 +338,15 @@ def _update_slice_infer(s):
 
 def _update_slice_ref(s, x, update, offsets):
     out = np.array(x, copy=True)
-    # each offset is clamped into [0, size - update size], as in jax.lax.dynamic_update_slice
+    # each offset is clamped into [0, size - update size], as stablehlo.dynamic_update_slice does
+    # (a negative offset is 0: jax.lax wraps negative offsets itself before that op)
     start = [min(max(int(o), 0), d - u) for o, d, u in zip(offsets, x.shape, update.shape)]
     out[tuple(slice(a, a + u) for a, u in zip(start, update.shape))] = update
     return out
 
 
 op("prim.update_slice", "x with `update` written at run-time `offsets` (one index per dimension, "
-   "clamped so that the update fits, like jax.lax.dynamic_update_slice).",
+   "clamped so that the update fits, like stablehlo.dynamic_update_slice).",
    operands=["x", "update", Operand("offsets", "one index per dimension", variadic=True, index=True)],
    infer=_update_slice_infer, reference=_update_slice_ref)
 

@@ -19,8 +19,9 @@ def add_parser(subparsers):
                    help="only workloads whose name contains TEXT (repeatable)")
     p.add_argument("--repeat", type=int, metavar="N", help="timed rounds per workload")
     p.add_argument("--runners", metavar="LIST",
-                   help="comma-separated runners (default: all of stepwell, stepwell-tuned, stepwell-jax, stepwell-params, "
-                        "iree, jax, numpy; --quick leaves out stepwell-params)")
+                   help="comma-separated runners (default: all of stepwell, stepwell-tuned, stepwell-jax, "
+                        "stepwell-params, iree, jax, numpy; --quick leaves out stepwell-params; the LLM "
+                        "workloads' own: stepwell-int8, stepwell-int4, stepwell-nocache, stepwell-static)")
     p.add_argument("--budget", type=float, metavar="S", help="seconds of timed rounds per workload")
     p.add_argument("--dispatches", action="store_true",
                    help="count IREE dispatches of stepwell's and plain IREE's modules (extra compiles)")
@@ -79,9 +80,10 @@ def run(args) -> int:
     runners = None
     if args.runners:
         runners = tuple(r.strip() for r in args.runners.split(",") if r.strip())
-        unknown = [r for r in runners if r not in RUNNERS]
+        known = list(dict.fromkeys([*RUNNERS, *(n for w in select(mode, args.filter) for n in (w.runners or {}))]))
+        unknown = [r for r in runners if r not in known]  # (the LLM workloads have runners of their own)
         if unknown:
-            raise StepwellError(f"unknown runner '{unknown[0]}' (runners: {', '.join(RUNNERS)})")
+            raise StepwellError(f"unknown runner '{unknown[0]}' (runners: {', '.join(known)})")
     if args.repeat is not None and args.repeat < 1:
         raise StepwellError("--repeat must be at least 1")
     if not select(mode, args.filter):

@@ -138,10 +138,10 @@ def test_goals_verdicts_and_shortfalls():
 def test_llm_workloads_tokens_per_s_and_goals():
     """One tiny decode workload with stepwell's KV-cache export and jax.jit: the same
     logits, tokens/s, the bytes a step reads, the LLM goals in the report."""
-    doc = harness.run(Options(mode="tiny", filter=("gpt2_decode_b2",), runners=("stepwell", "jax"),
-                              probe=False, repeat=2))
+    runners = ("stepwell", "stepwell-nocache", "jax")   # (the first two: the workload's own runners)
+    doc = harness.run(Options(mode="tiny", filter=("gpt2_decode_b2",), runners=runners, probe=False, repeat=2))
     (w,) = doc["workloads"]
-    assert w["group"] == "llm" and set(w["results"]) == {"stepwell", "jax"}
+    assert w["group"] == "llm" and set(w["results"]) == set(runners)
     for name, r in w["results"].items():
         assert r["status"] == "ok" and r["matches"], (name, r)
         assert r["tokens_per_s"] == pytest.approx(2 / (r["median_ms"] * 1e-3))
@@ -149,6 +149,7 @@ def test_llm_workloads_tokens_per_s_and_goals():
     assert w["results"]["stepwell"]["bytes_per_call"] == w["results"]["jax"]["bytes_per_call"]
     goals = {g["name"]: g for g in doc["targets"]}
     assert goals["f32 decode vs jax.jit (cache)"]["measured"].startswith("gpt2_decode_b2 ")
+    assert goals["decode with vs without the cache"]["measured"].startswith("gpt2_decode_b2 ")
     assert goals["int8 decode vs jax.jit f32"]["holds"] is None      # not run: not measured
     doc["bandwidth"] = {"gbs": 10.0}
     report.finish(doc)
@@ -222,6 +223,7 @@ def test_cli_writes_json_md_and_png(tmp_path):
     (["--filter", "nosuchworkload"], "no workload matches"),
     (["--target", "nosuchtarget"], "unknown target"),
     (["--runners", "stepwell,xla"], "unknown runner 'xla'"),
+    (["--runners", "stepwell-int9"], "stepwell-int8, stepwell-int4, stepwell-nocache, stepwell-static"),
     (["--json", "/nonexistent-dir/x.json"], "no such directory"),
 ])
 def test_cli_errors(args, message):

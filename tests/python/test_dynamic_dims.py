@@ -139,3 +139,27 @@ def test_dynamic_stablehlo_leaves_no_dynamic_op_for_iree():
     for shape in ((2, 3, 8), (1, 5, 8)):
         x = rand(shape)
         assert_close(exe(x), np.asarray(jax.jit(fn)(x)), rtol=1e-4, atol=1e-4)
+
+
+UPDATE_SLICE = '''func.func @main(%x: tensor<?x8xf32>, %u: tensor<2x3xf32>, %p: tensor<2xi32>) -> tensor<?x8xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %p0 = tensor.extract %p[%c0] : tensor<2xi32>
+  %p1 = tensor.extract %p[%c1] : tensor<2xi32>
+  %i0 = arith.index_cast %p0 : i32 to index
+  %i1 = arith.index_cast %p1 : i32 to index
+  %0 = "prim.update_slice"(%x, %u, %i0, %i1) : (tensor<?x8xf32>, tensor<2x3xf32>, index, index) -> tensor<?x8xf32>
+  return %0 : tensor<?x8xf32>
+}'''
+
+
+def test_update_slice_compiled_clamps_like_stablehlo():
+    """prim.update_slice through prim-to-linalg and IREE (an insert_slice at clamped
+    offsets) on a dynamic row count: in range, past the end, negative."""
+    exe = sw.compile(sw.parse(UPDATE_SLICE, name="update_slice.mlir"), target="cpu")
+    u = rand((2, 3), 1)
+    for rows, offsets in ((5, (1, 2)), (4, (3, 7)), (2, (-1, -4)), (3, (-1, 0)), (6, (9, 0))):
+        x = rand((rows, 8), rows)
+        got = np.asarray(exe(x, u, np.array(offsets, np.int32)))
+        want = jax.lax.dynamic_update_slice(x, u, [max(o, 0) for o in offsets])
+        np.testing.assert_array_equal(got, np.asarray(want))

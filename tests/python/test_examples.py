@@ -101,6 +101,26 @@ def test_example_matches_jax_in_a_fresh_process(exports, fresh, name):
         close(g, w)
 
 
+@pytest.mark.parametrize("name,dims", [("resnet_cnn", ("b, ...",)), ("gpt2", ("b, s", "b")),
+                                       ("bert", ("b, s", "b, s"))])
+def test_example_with_dynamic_dims_in_jit_compiles_once(name, dims):
+    """The ResNet with BatchNorm, GPT-2 and BERT under sw.jax.jit with a dynamic batch
+    (and sequence): one compile serves two batch sizes (and two sequence lengths)."""
+    fn, params, args = example(name).factory(config="tiny")
+    f = sw.jax.jit(fn, dynamic_dims=(None, *dims))
+    bigger = tuple(np.concatenate([a, a[:1]]) for a in args)
+    if name == "gpt2":
+        bigger = (bigger[0][:, :-3], np.minimum(bigger[1], bigger[0].shape[1] - 3))
+    elif name == "bert":
+        bigger = tuple(a[:, :-3] for a in bigger)
+    for inputs in (args, bigger):
+        got, want = jax.tree.leaves(f(params, *inputs)), jax.tree.leaves(jax.jit(fn)(params, *inputs))
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            close(g, w)
+    assert f.compiles == 1
+
+
 def test_manifests(exports):
     gpt2 = sw.load(exports["gpt2"][0])
     assert [i["name"] for i in gpt2.inputs] == ["ids", "lengths"]

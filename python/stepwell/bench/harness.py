@@ -115,7 +115,7 @@ def run(options: Options, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
     target = targets.get(options.target)
     workloads = select(options.mode, options.filter)
-    runners = [RUNNERS[n] for n in options.runners]
+    runners = [RUNNERS[n] for n in options.runners if n in RUNNERS]  # (others: an LLM workload's own)
     runnable = bool(targets.available(target))
     own = {w.name: [r for n, r in w.runners.items() if chosen is None or n in chosen]
            for w in workloads if w.runners}

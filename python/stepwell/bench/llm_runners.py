@@ -29,6 +29,14 @@ from stepwell.bench.runners import Prepared, Runner, Skip, _compile_only
 _EXPORTS: dict = {}   # (model, runner) -> (loaded model, export seconds)
 
 
+def llm_token(ids) -> np.ndarray:
+    """The token each row decodes after its prompt: fixed (the prompt's first), not the
+    argmax of the runner's own prefill, so that every runner decodes the same token
+    whatever its rounding (an int8 argmax that differs from f32's on one row of 8 made
+    that row's logits differ wholly)."""
+    return np.ascontiguousarray(ids[:, 0]).astype(np.int32)
+
+
 def _weights_read(manifest) -> int:
     """Bytes of the parameters a token reads whole: all but the embedding tables that
     are only gathered from (the position table; the token table once a quantized copy
@@ -98,9 +106,8 @@ class StepwellLLM(Runner):
             def call():
                 return model.prefill(ids, lengths)
             return Prepared(call, lambda: np.asarray(call()["logits"]), compile, info)
-        first = model.prefill(ids, lengths)
-        state = {"cache": first["cache"]}
-        token = np.asarray(first["logits"]).argmax(-1).astype(np.int32)
+        state = {"cache": model.prefill(ids, lengths)["cache"]}
+        token = llm_token(ids)
 
         def step():
             out = model.decode(token, lengths, state["cache"])
@@ -126,8 +133,8 @@ class StepwellNoCache(Runner):
         ids, lengths = w.args()[:2]
         # the whole context of cache_len tokens; the logits after the prompt and its next
         # token (causal: what follows does not change them), the decode step's result
-        token = np.asarray(model(ids, lengths)).argmax(-1).astype(np.int32)
-        context = np.concatenate([ids, token[:, None], np.resize(ids, (self.batch, self.m.new - 1))], axis=1)
+        context = np.concatenate([ids, llm_token(ids)[:, None], np.resize(ids, (self.batch, self.m.new - 1))],
+                                 axis=1)
         after = lengths + 1
         info = {"bytes_per_call": _weights_read(model.manifest)}
         return Prepared(lambda: model(context, after), lambda: np.asarray(model(context, after)), compile, info)
@@ -158,7 +165,7 @@ class JaxLLM(Runner):
             return Prepared(lambda: jax.block_until_ready(pre(params, ids, lengths)),
                             lambda: np.asarray(pre(params, ids, lengths)["logits"]), compile, info)
         dec = jax.jit(decode, donate_argnums=(3,))
-        token = jax.device_put(np.asarray(first["logits"]).argmax(-1).astype(np.int32))
+        token = jax.device_put(llm_token(np.asarray(ids)))
         state = {"cache": first["cache"]}
 
         def step():
