@@ -132,3 +132,17 @@ def test_full_reduction_of_a_broadcast_product():
     x64 = x.astype(np.float64)
     y = x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + 1e-5) * s
     np.testing.assert_allclose(got, y.sum(axis=(0, 1, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("raise_ops", [False, True])
+def test_jax_sum_of_a_broadcast_product(raise_ops):
+    """The same IREE 3.13 failure reached from JAX: ``jnp.sum(x * s)`` (plain IREE
+    refuses it). ``stablehlo-split-full-sum`` splits the reduce before IREE; with
+    raising, prim-to-linalg does. Checked against jax.jit."""
+    def f(x, s):
+        return jnp.sum(x * s), jnp.sum(x[:, None, :] * s, axis=(0, 2), keepdims=True)
+    x = np.random.default_rng(17).standard_normal((5, 3)).astype(np.float32)
+    s = np.linspace(0.5, 1.5, 3, dtype=np.float32)
+    got = sw.jax.jit(f, raise_ops=raise_ops)(x, s)
+    for g, w in zip(got, jax.jit(f)(x, s)):
+        np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-6)
