@@ -56,20 +56,34 @@ def reduce_init(kind: str, dtype: str):
 
 
 # reduce: linalg.reduce over the axes, initialised with the reduction's identity.
+# reduce (sum to a single element over two or more dims that are not unit): the first
+#   such dim last, in a second linalg.reduce (IREE 3.13 builds an invalid vector.contract
+#   for a sum of a broadcast product down to one element).
 def lower_reduce(op, e, args):
     x, res = ttype(op.operands[0]), ttype(op.results[0])
     kind = attr(op, "kind")
     axes = sorted(a % x.rank for a in attr(op, "axes"))
     if not axes:
         return e.cast(args[0], x, res)
+    wide = [a for a in axes if x.shape[a] != 1]
+    if kind == "sum" and len(wide) >= 2 and all(d == 1 for d in res.shape):
+        first = [a for a in axes if a != wide[0]]
+        mid = x.with_shape([d for i, d in enumerate(x.shape) if i not in first])
+        part = _reduce(e, args[0], x, mid, first, kind)
+        return _reduce(e, part, mid, res, [wide[0] - sum(a < wide[0] for a in first)], kind)
+    return _reduce(e, args[0], x, res, axes, kind)
+
+
+def _reduce(e, value: str, x: TensorType, res: TensorType, axes, kind: str) -> str:
+    """One linalg.reduce of ``value`` over ``axes``."""
     kept = [d for d in range(x.rank) if d not in axes]
-    init = e.filled(reduce_init(kind, x.dtype), res, {i: (args[0], x, d) for i, d in enumerate(kept)})
+    init = e.filled(reduce_init(kind, x.dtype), res, {i: (value, x, d) for i, d in enumerate(kept)})
     t = x.dtype
     fn = _REDUCE_OPS[kind, "b" if t == "i1" else ("f" if is_float(t) else "i")]
     b = e.nested()
     r = b(f"arith.{fn} %in, %acc : {t}")
     body = "\n    ".join(b.lines + [f"linalg.yield {r} : {t}"])
-    return e(f"linalg.reduce ins({args[0]} : {x}) outs({init} : {res}) "
+    return e(f"linalg.reduce ins({value} : {x}) outs({init} : {res}) "
              f"dimensions = [{', '.join(map(str, axes))}]\n"
              f"  (%in: {t}, %acc: {t}) {{\n    {body}\n  }}")
 

@@ -120,20 +120,29 @@ FULL_REDUCTION_OF_A_PRODUCT = """func.func @main(%x: tensor<5x1x1x3xf32>, %s: te
 """
 
 
-def test_iree_full_reduction_of_a_broadcast_product():
+def test_full_reduction_of_a_broadcast_product():
     """programs fuzzer, seed 100 #1476: IREE 3.13 builds an invalid vector.contract for
-    a sum over every axis of ``x * rsqrt(...)[row] * scale[col]`` (rms_norm, then
-    reduce_sum): not fixed here (IREE's vectorizer); the error must stay located at
-    the reduction. When IREE compiles it, the result must be right."""
+    a sum over every wide axis of ``x * rsqrt(...)[row] * scale[col]`` (rms_norm, then
+    reduce_sum). prim-to-linalg now sums such a reduction in two steps; it compiles and
+    matches a float64 numpy reference."""
     m = sw.parse(FULL_REDUCTION_OF_A_PRODUCT, name="reduce.mlir")
     x = np.random.default_rng(1476).standard_normal((5, 1, 1, 3)).astype(np.float32)
     s = np.linspace(0.5, 1.5, 3, dtype=np.float32)
-    try:
-        got = sw.compile(m)(x, s)
-    except sw.StepwellError as e:
-        first = e.diagnostics[0]
-        assert (first.file, first.line) == ("reduce.mlir", 3), str(e)
-        assert "vector.contract" in first.message
-    else:
-        y = x / np.sqrt((x.astype(np.float64) ** 2).mean(-1, keepdims=True) + 1e-5) * s
-        np.testing.assert_allclose(got, y.sum(axis=(0, 1, 3), keepdims=True), rtol=1e-5)
+    got = sw.compile(m)(x, s)
+    x64 = x.astype(np.float64)
+    y = x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + 1e-5) * s
+    np.testing.assert_allclose(got, y.sum(axis=(0, 1, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("raise_ops", [False, True])
+def test_jax_sum_of_a_broadcast_product(raise_ops):
+    """The same IREE 3.13 failure reached from JAX: ``jnp.sum(x * s)`` (plain IREE
+    refuses it). ``stablehlo-split-full-sum`` splits the reduce before IREE; with
+    raising, prim-to-linalg does. Checked against jax.jit."""
+    def f(x, s):
+        return jnp.sum(x * s), jnp.sum(x[:, None, :] * s, axis=(0, 2), keepdims=True)
+    x = np.random.default_rng(17).standard_normal((5, 3)).astype(np.float32)
+    s = np.linspace(0.5, 1.5, 3, dtype=np.float32)
+    got = sw.jax.jit(f, raise_ops=raise_ops)(x, s)
+    for g, w in zip(got, jax.jit(f)(x, s)):
+        np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-6)
