@@ -16,7 +16,7 @@ import pytest
 import stepwell as sw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-import generate  # noqa: E402
+import recompute_generate as generate  # noqa: E402  (greedy over the whole buffer: no KV cache)
 import gpt2  # noqa: E402
 
 PROMPT = [5, 17, 99, 3, 250]

@@ -293,7 +293,7 @@ def test_stepwell_export_errors(tmp_path):
     r = run(f"{tmp_path / 'm.py'}:missing", "-o", str(tmp_path / "out"))
     assert r.returncode == 1 and "has no function 'missing'" in r.stderr
     r = run(str(tmp_path / "m.py"), "-o", str(tmp_path / "out"), "--arg", "n=3")
-    assert r.returncode == 1 and "must return (fn, params, example_args), got int" in r.stderr
+    assert r.returncode == 1 and "must return (fn, params, example_args) or (fns, params, example_args, export_options), got int" in r.stderr
     assert not (tmp_path / "out").exists()
 
 

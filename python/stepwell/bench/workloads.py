@@ -361,19 +361,15 @@ def _param_count(cfg: GPT2Config) -> int:
 # the suite
 # ---------------------------------------------------------------------------
 def suite(mode: str = "full") -> list[Workload]:
-    """The workloads of a mode, in report order (the LLM prefill/decode ones last)."""
+    """The workloads of a mode, in report order (the MoE ones, then the LLM prefill/decode ones last)."""
     from stepwell.bench import llm
-    return _suite(mode) + llm.suite(mode)
+    from stepwell.bench.workloads_moe import moe_workloads
+    return _suite(mode) + moe_workloads(mode) + llm.suite(mode)
 
 
 def _suite(mode: str) -> list[Workload]:
     if mode not in MODES:
         raise ValueError(f"unknown mode '{mode}' (modes: {', '.join(MODES)})")
-    from stepwell.bench.workloads_moe import moe_workloads
-    return _suite(mode) + moe_workloads(mode)
-
-
-def _suite(mode: str) -> list[Workload]:
     if mode == "full":
         sizes = {"f32": (512, 1024, 2048), "bf16": (512, 1024, 2048), "f16": (512, 1024, 2048)}
         return [*(matmul(n, dt) for dt, ns in sizes.items() for n in ns),

@@ -275,16 +275,21 @@ def _write_stage(folder, module, names, leaves, tgt, flags, cache, label) -> dic
     from stepwell.export.wrapper import wrap
     from stepwell.export.writer import _write
     import jax
+    from stepwell.core.ir import context, ir
+    from stepwell.core.module import Module
     start = time.perf_counter()
-    wrapped = wrap(module, len(names), names)
-    vmfb = driver.compile_vmfb(wrapped, tgt, flags=flags, cache=cache)
+    with context(), ir.Location.unknown():
+        merged = Module(ir.Module.create(), getattr(module, "name", label))
+    raised = bool(getattr(module, "raised", False))
+    wrapped = wrap(merged, [("main", module, (list(names), []))])  # one entry point, "main"
+    vmfb = driver.compile_vmfb(merged, tgt, flags=flags, cache=cache)
     manifest = {
         "format": EXPORT_FORMAT, "schema": EXPORT_SCHEMA, "name": label, "target": tgt.spec,
         "backend": tgt.backend, "driver": tgt.driver, "dynamic_batch": False,
-        "raised": bool(getattr(module, "raised", False)), "versions": versions(jax.__version__),
+        "raised": raised, "versions": versions(jax.__version__),
         "entry_points": {"main": {
-            "inputs": [io(f"x{i}", t.shape, t.dtype) for i, t in enumerate(wrapped.input_types)],
-            "outputs": [io(f"y{i}", t.shape, t.dtype) for i, t in enumerate(wrapped.output_types)]}},
+            "inputs": [io(f"x{i}", t.shape, t.dtype) for i, t in enumerate(wrapped.input_types["main"])],
+            "outputs": [io(f"y{i}", t.shape, t.dtype) for i, t in enumerate(wrapped.output_types["main"])]}},
         "parameter_scope": SCOPE,
         "parameters": [{"name": n, "symbol": s, "shape": list(t.shape), "dtype": t.numpy_dtype().name}
                        for n, s, t in zip(names, wrapped.param_symbols, wrapped.param_types)],

@@ -92,7 +92,7 @@ def _adopt(module, sub, entry: str, taken: set):
     names = {ir.StringAttr(op.attributes["sym_name"]).value for op in ops if "sym_name" in op.attributes}
     renamed = {}
     for old in sorted(names):
-        new = _fresh(f"{entry}__{old}", taken)
+        new = fresh(f"{entry}__{old}", taken)
         renamed[old] = new
         ir.SymbolTable.replace_all_symbol_uses(old, new, sub.operation)
     main = None
@@ -128,7 +128,7 @@ def _entry_text(name, inner, symbols, params, inputs, arg_types, res_types, n_le
     return lines
 
 
-def _fresh(base: str, taken: set) -> str:
+def fresh(base: str, taken: set) -> str:
     name, n = base, 1
     while name in taken:
         name, n = f"{base}_{n}", n + 1
