@@ -56,22 +56,31 @@ def reduce_init(kind: str, dtype: str):
 
 
 # reduce: linalg.reduce over the axes, initialised with the reduction's identity.
-# reduce (sum to a single element over two or more dims that are not unit): the first
-#   such dim last, in a second linalg.reduce (IREE 3.13 builds an invalid vector.contract
-#   for a sum of a broadcast product down to one element).
+# reduce (sum over two or more dims that are not unit): the last such dim (with the unit
+#   ones) first, the rest in a second linalg.reduce (IREE 3.13 builds an invalid
+#   vector.contract for a sum of a broadcast product over two wide dims).
 def lower_reduce(op, e, args):
     x, res = ttype(op.operands[0]), ttype(op.results[0])
     kind = attr(op, "kind")
     axes = sorted(a % x.rank for a in attr(op, "axes"))
     if not axes:
         return e.cast(args[0], x, res)
-    wide = [a for a in axes if x.shape[a] != 1]
-    if kind == "sum" and len(wide) >= 2 and all(d == 1 for d in res.shape):
-        first = [a for a in axes if a != wide[0]]
+    split = split_sum(x.shape, axes) if kind == "sum" else None
+    if split:
+        first, rest = split
         mid = x.with_shape([d for i, d in enumerate(x.shape) if i not in first])
-        part = _reduce(e, args[0], x, mid, first, kind)
-        return _reduce(e, part, mid, res, [wide[0] - sum(a < wide[0] for a in first)], kind)
+        return _reduce(e, _reduce(e, args[0], x, mid, first, kind), mid, res, rest, kind)
     return _reduce(e, args[0], x, res, axes, kind)
+
+
+def split_sum(shape, axes):
+    """(first axes, then the other axes numbered in the first reduce's result) for a sum
+    over two or more wide dims (size not 1, or dynamic), else None."""
+    wide = [a for a in sorted(axes) if shape[a] != 1]
+    if len(wide) < 2:
+        return None
+    first = [a for a in sorted(axes) if a not in wide[:-1]]
+    return first, [a - sum(f < a for f in first) for a in wide[:-1]]
 
 
 def _reduce(e, value: str, x: TensorType, res: TensorType, axes, kind: str) -> str:

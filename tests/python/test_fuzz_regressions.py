@@ -112,35 +112,42 @@ def test_bf16_round_trips_keep_their_rounding(name):
         np.testing.assert_allclose(sw.jax.jit(f, raise_ops=raise_ops)(x), want, rtol=2e-6, atol=2e-6)
 
 
-FULL_REDUCTION_OF_A_PRODUCT = """func.func @main(%x: tensor<5x1x1x3xf32>, %s: tensor<3xf32>) -> tensor<1x1x1x1xf32> {
-  %0 = "nn.rms_norm"(%x, %s) {epsilon = 1.000000e-05 : f32} : (tensor<5x1x1x3xf32>, tensor<3xf32>) -> tensor<5x1x1x3xf32>
-  %1 = "nn.reduce_sum"(%0) {axes = array<i64: 0, 1, 3>, keepdims = true} : (tensor<5x1x1x3xf32>) -> tensor<1x1x1x1xf32>
-  return %1 : tensor<1x1x1x1xf32>
-}
+SUM_OF_A_PRODUCT = """func.func @main(%x: tensor<{shape}xf32>, %s: tensor<{last}xf32>) -> tensor<{out}xf32> {{
+  %0 = "nn.rms_norm"(%x, %s) {{epsilon = 1.000000e-05 : f32}} : (tensor<{shape}xf32>, tensor<{last}xf32>) -> tensor<{shape}xf32>
+  %1 = "nn.reduce_sum"(%0) {{axes = array<i64: {axes}>, keepdims = true}} : (tensor<{shape}xf32>) -> tensor<{out}xf32>
+  return %1 : tensor<{out}xf32>
+}}
 """
 
 
-def test_full_reduction_of_a_broadcast_product():
-    """programs fuzzer, seed 100 #1476: IREE 3.13 builds an invalid vector.contract for
-    a sum over every wide axis of ``x * rsqrt(...)[row] * scale[col]`` (rms_norm, then
-    reduce_sum). prim-to-linalg now sums such a reduction in two steps; it compiles and
-    matches a float64 numpy reference."""
-    m = sw.parse(FULL_REDUCTION_OF_A_PRODUCT, name="reduce.mlir")
-    x = np.random.default_rng(1476).standard_normal((5, 1, 1, 3)).astype(np.float32)
-    s = np.linspace(0.5, 1.5, 3, dtype=np.float32)
+@pytest.mark.parametrize("shape, axes", [((5, 1, 1, 3), (0, 1, 3)),    # seed 100 #1476
+                                         ((5, 1, 3, 2), (2, 3)),       # seed 100 #4482
+                                         ((4, 2, 6, 4), (0, 1, 2, 3))])  # seed 100 #5167
+def test_sum_of_a_broadcast_product(shape, axes):
+    """programs fuzzer: IREE 3.13 builds an invalid vector.contract for a sum over two
+    or more wide axes of ``x * rsqrt(...)[row] * scale[col]`` (rms_norm, then
+    reduce_sum). prim-to-linalg now sums the last wide axis first and the others in a
+    second reduce; it compiles and matches a float64 numpy reference."""
+    out = [1 if i in axes else d for i, d in enumerate(shape)]
+    text = SUM_OF_A_PRODUCT.format(shape="x".join(map(str, shape)), last=shape[-1],
+                                   out="x".join(map(str, out)), axes=", ".join(map(str, axes)))
+    m = sw.parse(text, name="reduce.mlir")
+    x = np.random.default_rng(1476).standard_normal(shape).astype(np.float32)
+    s = np.linspace(0.5, 1.5, shape[-1], dtype=np.float32)
     got = sw.compile(m)(x, s)
     x64 = x.astype(np.float64)
     y = x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + 1e-5) * s
-    np.testing.assert_allclose(got, y.sum(axis=(0, 1, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, y.sum(axis=axes, keepdims=True), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("raise_ops", [False, True])
 def test_jax_sum_of_a_broadcast_product(raise_ops):
     """The same IREE 3.13 failure reached from JAX: ``jnp.sum(x * s)`` (plain IREE
-    refuses it). ``stablehlo-split-full-sum`` splits the reduce before IREE; with
-    raising, prim-to-linalg does. Checked against jax.jit."""
+    refuses it), also keeping a dim. ``stablehlo-split-sum`` splits the reduce before
+    IREE; with raising, prim-to-linalg does. Checked against jax.jit."""
     def f(x, s):
-        return jnp.sum(x * s), jnp.sum(x[:, None, :] * s, axis=(0, 2), keepdims=True)
+        y = x[:, None, :] * s
+        return jnp.sum(x * s), jnp.sum(y, axis=(0, 2), keepdims=True), jnp.sum(x[:, :, None] * y, axis=(1, 2))
     x = np.random.default_rng(17).standard_normal((5, 3)).astype(np.float32)
     s = np.linspace(0.5, 1.5, 3, dtype=np.float32)
     got = sw.jax.jit(f, raise_ops=raise_ops)(x, s)

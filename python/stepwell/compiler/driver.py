@@ -192,16 +192,16 @@ def prepare(module, stage_input: str = "auto", precision: str | None = None, tar
 def _stablehlo_rewrites(module: Module) -> list[str]:
     """The passes the module needs before IREE: ``stablehlo-low-float-convert`` (an int
     -> bf16 convert leaves a __truncsfbf2 call on AVX2 CPUs; a float -> bf16 one can
-    lose its rounding in a fusion), ``stablehlo-split-full-sum`` (IREE builds an invalid
+    lose its rounding in a fusion), ``stablehlo-split-sum`` (IREE builds an invalid
     vector.contract for a sum of a broadcast product to one element)."""
     from stepwell.passes.stablehlo_low_float_convert import needs_rewrite
-    from stepwell.passes.stablehlo_split_full_sum import split_axes
+    from stepwell.passes._linalg_shapes import split_sum
     out = []
     for op in verifier.walk(module.operation):
-        if op.name == "stablehlo.reduce" and "stablehlo-split-full-sum" not in out:
+        if op.name == "stablehlo.reduce" and "stablehlo-split-sum" not in out:
             x, r = (TensorType.from_mlir(v.type) for v in (op.operands[0], op.results[0]))
-            if x and r and split_axes(x.shape, list(op.attributes["dimensions"]), r.shape):
-                out.append("stablehlo-split-full-sum")
+            if x and r and split_sum(x.shape, list(op.attributes["dimensions"])):
+                out.append("stablehlo-split-sum")
         if op.name == "stablehlo.convert" and "stablehlo-low-float-convert" not in out:
             x, r = (TensorType.from_mlir(v.type) for v in (op.operands[0], op.results[0]))
             if x and r and needs_rewrite(x.dtype, r.dtype):

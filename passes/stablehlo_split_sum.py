@@ -1,10 +1,11 @@
-"""stablehlo-split-full-sum: a sum down to one element over two or more wide dims, in two.
+"""stablehlo-split-sum: a sum over two or more wide (not unit) dims, in two reduces.
 
 IREE 3.13 builds an invalid ``vector.contract`` ("invalid accumulator/result vector
-shape") for a sum of a broadcast product down to one element, as ``jnp.sum(x * s)`` with
-``x: 5x3`` and ``s: 3`` is: it sees a contraction whose result has no dims. Summing the
-first wide dim in a second reduce leaves the first one a matrix-vector contraction,
-which IREE compiles (``prim-to-linalg`` does the same for ``nn``/``prim`` programs).
+shape") for a sum of a broadcast product over two wide dims, as ``jnp.sum(x * s)`` with
+``x: 5x3`` and ``s: 3`` is (found by the program fuzzer). Summing the last wide dim
+first (with the unit ones) leaves a contraction over one dim, which IREE compiles; the
+other dims are summed by a second reduce of that result (``prim-to-linalg`` does the
+same for ``nn``/``prim`` programs).
 Before::
 
     %0 = stablehlo.reduce(%x init: %c) applies stablehlo.add across dimensions = [0, 1]
@@ -25,17 +26,8 @@ from __future__ import annotations
 
 from stepwell.core.passes_base import NO_MATCH, Pass, apply_patterns, register
 from stepwell.core.types import TensorType
+from stepwell.passes._linalg_shapes import split_sum
 from stepwell.passes._linalg_text import splice
-
-
-def split_axes(shape, axes, result_shape):
-    """(first axes, last axis in the reduced shape) for a sum to one element over two or
-    more wide dims (size not 1, or dynamic), else None."""
-    wide = [a for a in axes if shape[a] != 1]
-    if len(wide) < 2 or any(d != 1 for d in result_shape):
-        return None
-    first = [a for a in sorted(axes) if a != wide[0]]
-    return first, wide[0] - sum(a < wide[0] for a in first)
 
 
 def _is_add(op) -> bool:
@@ -43,32 +35,32 @@ def _is_add(op) -> bool:
     return body == ["stablehlo.add", "stablehlo.return"]
 
 
-# stablehlo.reduce (add, one operand, to one element over two wide dims): two reduces.
-def split_full_sum(op, rewriter):
+# stablehlo.reduce (add, one operand, over two or more wide dims): two reduces.
+def split_sum_reduce(op, rewriter):
     if len(op.operands) != 2 or not _is_add(op):
         return NO_MATCH  # (variadic reduces, max/min/mul and the rest stay as they are)
     x, init = (TensorType.from_mlir(v.type) for v in op.operands)
     res = TensorType.from_mlir(op.results[0].type)
     if x is None or init is None or res is None:
         return NO_MATCH
-    split = split_axes(x.shape, list(op.attributes["dimensions"]), res.shape)
+    split = split_sum(x.shape, list(op.attributes["dimensions"]))
     if split is None:
         return NO_MATCH
-    first, last = split
+    first, rest = split
     mid = x.with_shape([d for i, d in enumerate(x.shape) if i not in first])
     dims = ", ".join(map(str, first))
     splice(op, f"""func.func @f(%x: {x}, %c: {init}) -> {res} {{
   %0 = stablehlo.reduce(%x init: %c) applies stablehlo.add across dimensions = [{dims}] : ({x}, {init}) -> {mid}
-  %1 = stablehlo.reduce(%0 init: %c) applies stablehlo.add across dimensions = [{last}] : ({mid}, {init}) -> {res}
+  %1 = stablehlo.reduce(%0 init: %c) applies stablehlo.add across dimensions = [{', '.join(map(str, rest))}] : ({mid}, {init}) -> {res}
   return %1 : {res}
 }}""")
     return None
 
 
 @register
-class StablehloSplitFullSum(Pass):
-    """Sum a reduction to one element over two or more wide dims in two reduces."""
-    name = "stablehlo-split-full-sum"
+class StablehloSplitSum(Pass):
+    """Sum a reduction over two or more wide dims in two reduces (the last wide dim first)."""
+    name = "stablehlo-split-sum"
 
     def run(self, module) -> None:
-        apply_patterns(module, {"stablehlo.reduce": split_full_sum})
+        apply_patterns(module, {"stablehlo.reduce": split_sum_reduce})
