@@ -23,12 +23,12 @@ def lower_conv(op, e, args):
     kh, kw, ci, co = w.shape
     if c is None:
         raise Unsupported(f"a dynamic channel count in {x}")
+    like = {0: (args[0], x, 0)}  # dynamic output sizes: batch, (padded - span) / stride + 1
     xv, x, bottom, right = _drop_unused_rows(e, args[0], x, res, (kh, kw), strides, dilation,
                                              (top, bottom), (left, right))
     grow = lambda d, lo, hi: None if d is None else d + lo + hi  # noqa: E731
     padded = x.with_shape([n, grow(x.shape[1], top, bottom), grow(x.shape[2], left, right), c])
     xv = _pad(e, xv, x, padded, [0, top, left, 0], [0, bottom, right, 0], 0)
-    like = {0: (args[0], x, 0)}  # dynamic output sizes: batch, (padded - span) / stride + 1
     for d, k in ((1, kh), (2, kw)):
         if res.shape[d] is None:
             span = (k - 1) * dilation[d - 1] + 1
@@ -81,8 +81,8 @@ def _drop_unused_rows(e, value, x, res, kernel, strides, dilation, rows, cols):
         sizes[d] = x.shape[d] - max(extra - cut, 0)
     if sizes != list(x.shape):
         small = x.with_shape(sizes)
-        join = lambda v: ", ".join(map(str, v))  # noqa: E731
-        value = e(f"tensor.extract_slice {value}[0, 0, 0, 0] [{join(sizes)}] [1, 1, 1, 1] : {x} to {small}")
+        sizes = [str(n) if n is not None else e.dim(value, x, i) for i, n in enumerate(sizes)]  # (a dynamic batch)
+        value = e(f"tensor.extract_slice {value}[0, 0, 0, 0] [{', '.join(sizes)}] [1, 1, 1, 1] : {x} to {small}")
         x = small
     return value, x, highs[0], highs[1]
 

@@ -417,6 +417,19 @@ func.func @conv_unread_rows(%x: tensor<1x8x8x2xf32>, %w: tensor<3x3x2x4xf32>) ->
 
 // -----
 
+// The same with a dynamic batch (a ResNet's 1x1 stride-2 shortcut): the slice keeps the
+// batch's run-time size, and the output's batch is the input's.
+// CHECK-LABEL: func.func @conv_unread_rows_dynamic_batch
+// CHECK: %[[N:.*]] = tensor.dim %arg0, %{{.*}} : tensor<?x16x16x8xf32>
+// CHECK: tensor.extract_slice %arg0[0, 0, 0, 0] [%[[N]], 15, 15, 8] [1, 1, 1, 1] : tensor<?x16x16x8xf32> to tensor<?x15x15x8xf32>
+// CHECK: linalg.conv_2d_nhwc_hwcf {{.*}} -> tensor<?x8x8x4xf32>
+func.func @conv_unread_rows_dynamic_batch(%x: tensor<?x16x16x8xf32>, %w: tensor<1x1x8x4xf32>) -> tensor<?x8x8x4xf32> {
+  %0 = "prim.conv"(%x, %w) {strides = array<i64: 2, 2>} : (tensor<?x16x16x8xf32>, tensor<1x1x8x4xf32>) -> tensor<?x8x8x4xf32>
+  return %0 : tensor<?x8x8x4xf32>
+}
+
+// -----
+
 // 1 < groups < channels: a generic over [n, oh, ow, g, f] x [kh, kw, c] on group-split tensors.
 // CHECK-DAG: #[[X:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1 + d5 * 2, d2 + d6, d3, d7)>
 // CHECK-DAG: #[[W:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d5, d6, d7, d3, d4)>
