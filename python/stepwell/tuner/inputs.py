@@ -38,4 +38,9 @@ def factory_module(fn, params, example_args):
             module = raised
         except StepwellError:
             pass  # the export falls back to the StableHLO as JAX emitted it, and so do we
-    return wrap(module, len(names), names)
+    from stepwell.core.ir import context, ir
+    from stepwell.core.module import Module
+    with context(), ir.Location.unknown():
+        merged = Module(ir.Module.create(), module.name)
+    wrap(merged, [("main", module, (list(names), []))])  # sw.jax.export's one entry point
+    return merged
