@@ -10,29 +10,17 @@ f32 weight in the module. These flags keep the weight quantized end to end.
 
 from __future__ import annotations
 
-from stepwell.core.ir import ir
 from stepwell.core.verifier import walk
+from stepwell.passes._contraction import widens_narrow_ints
 
 DEQUANT_FLAGS = ("--iree-opt-const-expr-hoisting=false", "--iree-opt-const-expr-max-size-increase-threshold=0")
 DEQUANT_FLAGS_CPU = ("--iree-dispatch-creation-block-matmul-producer-fusion=false",
                      "--iree-global-opt-data-tiling=false")
-_WIDENING = ("arith.sitofp", "arith.uitofp", "arith.extsi", "arith.extui")
 _CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul", "linalg.matvec", "linalg.vecmat",
                  "linalg.batch_matvec", "linalg.contract", "linalg.mmt4d", "linalg.batch_mmt4d")
 # (linalg.pack: a dequantized weight data-tiled by stepwell, docs/tuning.md, stays quantized)
 _PASS_THROUGH = ("linalg.generic", "linalg.broadcast", "tensor.expand_shape", "tensor.collapse_shape",
                  "tensor.cast", "linalg.transpose", "linalg.pack")
-
-
-def _widens_narrow_ints(op) -> bool:
-    """A linalg.generic whose body turns integers of at most 8 bits (not i1) into wider values."""
-    for inner in op.regions[0].blocks[0].operations:
-        inner = inner.operation
-        if inner.name in _WIDENING:
-            t = inner.operands[0].type
-            if isinstance(t, ir.IntegerType) and 1 < ir.IntegerType(t).width <= 8:
-                return True
-    return False
 
 
 def _is_contraction(op) -> bool:
@@ -60,7 +48,7 @@ def _feeds_contraction(op, depth: int = 8) -> bool:
 
 def has_weight_dequantization(module) -> bool:
     """Whether a linalg-level module dequantizes integers into a contraction."""
-    return any(op.name == "linalg.generic" and _widens_narrow_ints(op) and _feeds_contraction(op)
+    return any(op.name == "linalg.generic" and widens_narrow_ints(op) and _feeds_contraction(op)
                for op in walk(module.operation))
 
 
