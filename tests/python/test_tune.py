@@ -226,3 +226,13 @@ def test_cli_tunes_an_export_factory_with_its_weights_as_parameters(db, tmp_path
     assert "matmul 32x48 * 48x96" in r.stderr and "speed-up" in r.stderr  # the final table
     trials = TuningDB(str(db)).trials(task.key, tuning_keys.target_key("cpu"), tuning_keys.iree_version())
     assert "baseline failed" not in r.stderr and any(t["base_s"] for t in trials.values()), r.stderr
+
+
+def test_roots_inside_a_loop_are_listed_untunable_not_a_crash():
+    """The dropless MoE layer lowers to a loop over row tiles: its contractions sit in the
+    loop body, where no micro-module can be cut out (it raised StopIteration before)."""
+    from stepwell.bench import workloads
+    w = next(w for w in workloads.suite("tiny") if w.name == "moe")
+    found, untunable = tasks.tasks(w.build_nn(), sw.targets.get("cpu"))
+    assert any("loop body" in r.why for r in untunable), [r.why for r in untunable]
+    assert found and all("loop" not in t.describe for t in found)  # the router's matmul stays

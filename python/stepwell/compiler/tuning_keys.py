@@ -205,6 +205,10 @@ def roots(module) -> list[RootOp]:
     out = []
     for op in walk(module.operation):
         r = _root(op)
-        if r is not None:
-            out.append(r)
+        if r is None:
+            continue
+        parent = op.operation.parent
+        if r.tunable and parent is not None and parent.name != "func.func":  # e.g. MoE's tile loop
+            r.why = f"inside '{parent.name}' (a loop body: its micro-module cannot be cut out)"
+        out.append(r)
     return out
