@@ -272,16 +272,12 @@ def _write_stage(folder, module, names, leaves, tgt, flags, cache, label) -> dic
     from stepwell.compiler import driver
     from stepwell.export.manifest import FORMAT as EXPORT_FORMAT, SCHEMA as EXPORT_SCHEMA
     from stepwell.export.manifest import SCOPE, io, versions
-    from stepwell.export.wrapper import wrap
+    from stepwell.export.wrapper import wrap_main
     from stepwell.export.writer import _write
     import jax
-    from stepwell.core.ir import context, ir
-    from stepwell.core.module import Module
     start = time.perf_counter()
-    with context(), ir.Location.unknown():
-        merged = Module(ir.Module.create(), getattr(module, "name", label))
     raised = bool(getattr(module, "raised", False))
-    wrapped = wrap(merged, [("main", module, (list(names), []))])  # one entry point, "main"
+    merged, wrapped = wrap_main(module, names, getattr(module, "name", label))
     vmfb = driver.compile_vmfb(merged, tgt, flags=flags, cache=cache)
     manifest = {
         "format": EXPORT_FORMAT, "schema": EXPORT_SCHEMA, "name": label, "target": tgt.spec,

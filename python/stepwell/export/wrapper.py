@@ -84,6 +84,16 @@ def wrap(module, entries) -> Wrapped:
                    [symbols[n] for n in order])
 
 
+def wrap_main(sub, names: list, name: str | None = None):
+    """``(module, Wrapped)``: ``sub``'s ``@main(params..., inputs...)`` as the one entry
+    point ``main`` of a fresh module, its parameters (``names``) read from the archive."""
+    from stepwell.core.ir import context, ir
+    from stepwell.core.module import Module
+    with context(), ir.Location.unknown():
+        module = Module(ir.Module.create(), name or sub.name)
+    return module, wrap(module, [("main", sub, (list(names), []))])
+
+
 def _adopt(module, sub, entry: str, taken: set):
     """Move ``sub``'s functions into ``module``, renamed ``<entry>__<name>`` (all private);
     returns the former ``@main``."""

@@ -18,7 +18,7 @@ def factory_module(fn, params, example_args):
 
     from stepwell.core.diagnostics import StepwellError
     from stepwell.export.pytree import path_name
-    from stepwell.export.wrapper import wrap
+    from stepwell.export.wrapper import wrap_main
     from stepwell.frontends.jax import importer as jimport
 
     if not isinstance(example_args, (tuple, list)):
@@ -38,9 +38,4 @@ def factory_module(fn, params, example_args):
             module = raised
         except StepwellError:
             pass  # the export falls back to the StableHLO as JAX emitted it, and so do we
-    from stepwell.core.ir import context, ir
-    from stepwell.core.module import Module
-    with context(), ir.Location.unknown():
-        merged = Module(ir.Module.create(), module.name)
-    wrap(merged, [("main", module, (list(names), []))])  # sw.jax.export's one entry point
-    return merged
+    return wrap_main(module, names)[0]  # sw.jax.export's one entry point
